@@ -1,0 +1,207 @@
+/* Enqueue: validate, commit to PostgreSQL, then dispatch to Redis.
+ *
+ * Order matters. The row is committed first, so that a task is never in Redis
+ * without its record; if the process dies or Redis fails after the commit, the
+ * reconciler finds the pending row that Redis lacks and dispatches it. One
+ * statement inserts a whole batch (the SQL function aipalq_enqueue), and one
+ * pipelined round trip per queue dispatches it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+/* Resolves the settings of entry i against its type; fills the dispatch item
+ * and adds the row object to `rows`. */
+static aipalq_status prepare_entry(aipalq_client *c, struct aipalq_batch_entry *e, size_t i,
+                                   bool single, int64_t now, cJSON *rows,
+                                   aipalq__dispatch_item *it)
+{
+    const char *where = single ? "" : "batch task ";
+    char idx[32] = "";
+    if (!single)
+        snprintf(idx, sizeof idx, "%zu: ", i);
+    const aipalq__type *t = aipalq__types_find(&c->types, e->type);
+    if (!t)
+        return aipalq__fail(c, AIPALQ_EUNKNOWNTYPE, "%s%sunknown task type '%.64s'", where, idx,
+                            e->type);
+    char err[256];
+    aipalq_status st = aipalq__params_check(e->params, err, sizeof err);
+    if (st != AIPALQ_OK)
+        return aipalq__fail(c, st, "%s%s%s", where, idx, err);
+    const aipalq_opts *o = &e->opts;
+    int priority = o->priority ? o->priority : t->priority;
+    if (priority < 1 || priority > 10)
+        return aipalq__fail(c, AIPALQ_EPRIORITY, "%s%spriority %d is outside 1..10", where, idx,
+                            priority);
+    int64_t run_at = 0;
+    if (o->delay_ms > 0)
+        run_at = now + o->delay_ms;
+    else if (o->run_at_ms > now)
+        run_at = o->run_at_ms;
+    aipalq__uuid7(e->id);
+    *it = (aipalq__dispatch_item){
+        .id = e->id,
+        .type = t->name,
+        .queue = o->queue[0] ? o->queue : t->queue,
+        .params = e->params,
+        .user_id = o->user_id,
+        .priority = priority,
+        .max_retries = o->max_retries >= 0 ? o->max_retries : t->max_retries,
+        .run_at_ms = run_at,
+    };
+    cJSON *row = cJSON_CreateObject();
+    if (!row || !cJSON_AddItemToArray(rows, row)) {
+        cJSON_Delete(row);
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory preparing the enqueue");
+    }
+    bool ok = cJSON_AddStringToObject(row, "id", it->id) &&
+              cJSON_AddStringToObject(row, "type", it->type) &&
+              cJSON_AddStringToObject(row, "queue", it->queue) &&
+              cJSON_AddNumberToObject(row, "priority", it->priority) &&
+              cJSON_AddStringToObject(row, "params", it->params) &&
+              cJSON_AddNumberToObject(row, "max_retries", it->max_retries) &&
+              (!run_at || cJSON_AddNumberToObject(row, "run_at", (double)run_at)) &&
+              (!o->user_id || cJSON_AddStringToObject(row, "user_id", o->user_id)) &&
+              (!o->idempotency_key || cJSON_AddStringToObject(row, "key", o->idempotency_key));
+    if (!ok)
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory preparing the enqueue");
+    return AIPALQ_OK;
+}
+
+/* Reads the (idx, id, created) rows of aipalq_enqueue() into the batch and
+ * keeps, in items[0..*ncreated), the tasks that were created. */
+static aipalq_status read_outcome(aipalq_client *c, aipalq_batch *b, PGresult *res,
+                                  aipalq__dispatch_item *items, size_t *ncreated)
+{
+    if ((size_t)PQntuples(res) != b->count)
+        return aipalq__fail(c, AIPALQ_EPG, "aipalq_enqueue returned %d rows for %zu tasks",
+                            PQntuples(res), b->count);
+    size_t kept = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = (size_t)atol(PQgetvalue(res, r, 0));
+        if (i >= b->count)
+            return aipalq__fail(c, AIPALQ_EPG, "aipalq_enqueue returned a bad index");
+        struct aipalq_batch_entry *e = &b->entries[i];
+        e->created = PQgetvalue(res, r, 2)[0] == 't';
+        if (!e->created)
+            snprintf(e->id, sizeof e->id, "%s", PQgetvalue(res, r, 1));
+    }
+    for (size_t i = 0; i < b->count; i++)
+        if (b->entries[i].created)
+            items[kept++] = items[i];
+    *ncreated = kept;
+    return AIPALQ_OK;
+}
+
+aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_batch *b)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    if (!b)
+        return aipalq__fail(c, AIPALQ_EINVAL, "batch must not be NULL");
+    b->enqueued = false;
+    if (b->count == 0)
+        return aipalq__ok(c);
+    bool single = b->count == 1;
+    cJSON *rows = cJSON_CreateArray();
+    aipalq__dispatch_item *items = calloc(b->count, sizeof *items);
+    char *json = NULL;
+    PGresult *res = NULL;
+    aipalq_status st = rows && items ? AIPALQ_OK
+                                     : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
+    int64_t now = aipalq__now_ms();
+    for (size_t i = 0; st == AIPALQ_OK && i < b->count; i++)
+        st = prepare_entry(c, &b->entries[i], i, single, now, rows, &items[i]);
+    if (st == AIPALQ_OK && !(json = cJSON_PrintUnformatted(rows)))
+        st = aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
+    if (st == AIPALQ_OK) {
+        const char *params[] = {json, conn ? "true" : "false"};
+        const char *sql = "SELECT idx, task_id::text, created FROM aipalq_enqueue($1::jsonb, $2)";
+        st = conn ? aipalq__pg_exec_on(c, conn, sql, 2, params, &res)
+                  : aipalq__pg_exec(c, sql, 2, params, &res);
+    }
+    size_t ncreated = 0;
+    if (st == AIPALQ_OK)
+        st = read_outcome(c, b, res, items, &ncreated);
+    if (st == AIPALQ_OK) {
+        b->enqueued = true;
+        aipalq__ok(c);
+        /* Committed: from here on the task exists whatever happens. A failed
+         * dispatch is reported in the message, not as a failure: the
+         * reconciler will dispatch the task. */
+        if (!conn) {
+            aipalq_status ds = aipalq__dispatch(c, items, ncreated);
+            if (ds != AIPALQ_OK) {
+                char why[AIPALQ__ERRMSG_SIZE / 2];
+                snprintf(why, sizeof why, "%.400s", c->errmsg);
+                aipalq__ok(c);
+                snprintf(c->errmsg, sizeof c->errmsg,
+                         "enqueued; dispatch deferred to the reconciler (%s)", why);
+            }
+        }
+    }
+    PQclear(res);
+    cJSON_free(json);
+    cJSON_Delete(rows);
+    free(items);
+    return st;
+}
+
+aipalq_status aipalq_enqueue_batch(aipalq_client *c, aipalq_batch *b)
+{
+    return aipalq__enqueue_batch_on(c, NULL, b);
+}
+
+aipalq_status aipalq_enqueue_batch_tx(aipalq_client *c, struct pg_conn *conn, aipalq_batch *b)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    if (!conn)
+        return aipalq__fail(c, AIPALQ_EINVAL, "conn must not be NULL");
+    return aipalq__enqueue_batch_on(c, conn, b);
+}
+
+/* One task is a batch of one: the single and batch paths are one code path,
+ * so they cannot drift apart. */
+static aipalq_status enqueue_one(aipalq_client *c, PGconn *conn, const char *type,
+                                 const char *params, const aipalq_opts *opts, char *id_out,
+                                 int *created_out)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    if (!type || !id_out)
+        return aipalq__fail(c, AIPALQ_EINVAL, "type and id_out must not be NULL");
+    aipalq_batch b = {0};
+    aipalq_status st = aipalq_batch_add(&b, type, params, opts);
+    if (st != AIPALQ_OK) {
+        free(b.entries);
+        return aipalq__fail(c, st, "cannot prepare the task: %s", aipalq_strerror(st));
+    }
+    st = aipalq__enqueue_batch_on(c, conn, &b);
+    if (st == AIPALQ_OK) {
+        memcpy(id_out, b.entries[0].id, AIPALQ_ID_SIZE);
+        if (created_out)
+            *created_out = b.entries[0].created;
+    }
+    aipalq_batch_clear(&b);
+    free(b.entries);
+    return st;
+}
+
+aipalq_status aipalq_enqueue(aipalq_client *c, const char *type, const char *params_json,
+                             const aipalq_opts *opts, char *id_out, int *created_out)
+{
+    return enqueue_one(c, NULL, type, params_json, opts, id_out, created_out);
+}
+
+aipalq_status aipalq_enqueue_tx(aipalq_client *c, struct pg_conn *conn, const char *type,
+                                const char *params_json, const aipalq_opts *opts, char *id_out,
+                                int *created_out)
+{
+    if (aipalq__client_ok(c) && !conn)
+        return aipalq__fail(c, AIPALQ_EINVAL, "conn must not be NULL");
+    return enqueue_one(c, conn, type, params_json, opts, id_out, created_out);
+}

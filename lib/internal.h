@@ -1,0 +1,307 @@
+/* Declarations shared by the library's source files; never installed.
+ * Internal names shared across files use the aipalq__ prefix and are hidden
+ * by -fvisibility=hidden and the export list (lib/libaipalq.map). */
+#ifndef AIPALQ_INTERNAL_H
+#define AIPALQ_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include "aipal/aipalq.h"
+
+#define AIPALQ__CLIENT_MAGIC 0x41495051u /* "AIPQ" */
+#define AIPALQ__DEAD_MAGIC 0xdeadbeefu
+#define AIPALQ__ERRMSG_SIZE 1024
+#define AIPALQ__MAX_KEY_LEN 200
+#define AIPALQ__MAX_USER_LEN 200
+#define AIPALQ__ACTIVE_STATES_SQL "('pending','scheduled','running','retrying')"
+
+/* ------------------------------------------------------------ utilities */
+
+int64_t aipalq__now_ms(void);
+int64_t aipalq__monotonic_ms(void);
+char *aipalq__strdup(const char *s);
+/* Names of queues, types, namespaces: 1..64 of [A-Za-z0-9_.-]. */
+bool aipalq__valid_name(const char *s);
+
+/* ----------------------------------------------------------------- ids */
+
+/* Writes a new UUIDv7 (time-ordered) into out[AIPALQ_ID_SIZE]. Thread-safe. */
+void aipalq__uuid7(char *out);
+/* true if s is a UUID in canonical 8-4-4-4-12 hex form. */
+bool aipalq__uuid_valid(const char *s);
+
+/* ---------------------------------------------------------- Redis URLs */
+
+typedef struct aipalq__redis_target {
+    char host[256];
+    int port;
+    int db;
+    char user[128];
+    char password[256];
+    bool unix_socket; /* host is a socket path (redis+unix:// or unix://) */
+} aipalq__redis_target;
+
+/* Parses redis://[[user]:password@]host[:port][/db] and unix:///path[?db=N].
+ * Returns AIPALQ_OK or AIPALQ_EBADURL with a reason in err (errlen bytes). */
+aipalq_status aipalq__redis_url_parse(const char *url, aipalq__redis_target *out, char *err,
+                                      size_t errlen);
+
+/* -------------------------------------------------------------- params */
+
+/* Checks params text: valid JSON, an object, within the size limit. Returns
+ * AIPALQ_OK, AIPALQ_EBADJSON, AIPALQ_ENOTOBJECT or AIPALQ_ETOOBIG, with a
+ * reason in err. NULL params are valid ({}). */
+aipalq_status aipalq__params_check(const char *params, char *err, size_t errlen);
+
+/* --------------------------------------------------------------- state */
+
+#define AIPALQ__STATE_BIT(s) (1u << (s))
+#define AIPALQ__ALL_STATES ((1u << AIPALQ_STATE_COUNT) - 1)
+#define AIPALQ__FINAL_STATES                                                                       \
+    (AIPALQ__STATE_BIT(AIPALQ_STATE_COMPLETED) | AIPALQ__STATE_BIT(AIPALQ_STATE_FAILED) |         \
+     AIPALQ__STATE_BIT(AIPALQ_STATE_CANCELLED))
+
+/* Writes, as a SQL array literal such as {pending,scheduled}, the states among
+ * `candidates` (a mask of AIPALQ__STATE_BIT) from which the state machine
+ * allows `to`. SQL updates take it as their WHERE status = ANY(...). */
+void aipalq__states_into_sql(aipalq_state to, unsigned candidates, char *out, size_t outlen);
+
+/* ------------------------------------------------------------- backoff */
+
+/* Delay before retry number `retry` (1-based) given a uniform random value
+ * r in [0,1). Pure arithmetic; saturates instead of overflowing. */
+int64_t aipalq__backoff_ms(int64_t base_ms, int64_t cap_ms, int jitter_percent, int retry,
+                           double r);
+
+/* ---------------------------------------------------------- task types */
+
+typedef struct aipalq__type {
+    char name[AIPALQ_MAX_NAME_LEN + 1];
+    char queue[AIPALQ_MAX_NAME_LEN + 1];
+    int priority;
+    int max_retries;
+    int64_t backoff_base_ms;
+    int64_t backoff_cap_ms;
+    int backoff_jitter_percent;
+    int64_t soft_limit_ms;
+    int64_t hard_limit_ms;
+    int64_t result_ttl_ms;
+} aipalq__type;
+
+typedef struct aipalq__types {
+    aipalq__type *items;
+    size_t count;
+    size_t cap;
+} aipalq__types;
+
+const aipalq__type *aipalq__types_find(const aipalq__types *types, const char *name);
+void aipalq__types_free(aipalq__types *types);
+
+/* ------------------------------------------------------------- options */
+
+struct aipalq_opts {
+    int priority; /* 0 = type default */
+    char queue[AIPALQ_MAX_NAME_LEN + 1];
+    int64_t delay_ms;
+    int64_t run_at_ms;
+    char *idempotency_key;
+    int max_retries; /* -1 = type default */
+    char *user_id;
+};
+
+/* --------------------------------------------------------------- client */
+
+struct aipalq_client {
+    uint32_t magic;
+    char *redis_url;
+    char *database_url;
+    char ns[AIPALQ_MAX_NAME_LEN + 1];
+    int64_t connect_timeout_ms;
+    int64_t command_timeout_ms;
+    redisContext *redis;
+    PGconn *pg;
+    bool scripts_loaded;
+    char script_sha[16][41]; /* by aipalq__script_id, from SCRIPT LOAD */
+    aipalq__types types;
+    aipalq_status last_status;
+    char errmsg[AIPALQ__ERRMSG_SIZE];
+};
+
+/* Validates a client handle; false for NULL or a freed client. */
+bool aipalq__client_ok(const aipalq_client *c);
+/* Records a status and message on the client and returns the status. */
+aipalq_status aipalq__fail(aipalq_client *c, aipalq_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records success (clears the message) and returns AIPALQ_OK. */
+aipalq_status aipalq__ok(aipalq_client *c);
+
+/* --------------------------------------------------------------- Redis */
+
+/* Ensures a live Redis connection (connecting, authenticating, selecting the
+ * db and loading scripts as needed). */
+aipalq_status aipalq__redis_ensure(aipalq_client *c);
+/* Drops the connection after an I/O error so that the next call reconnects. */
+void aipalq__redis_drop(aipalq_client *c);
+
+typedef enum aipalq__script_id {
+    AIPALQ__SCRIPT_DISPATCH,
+    AIPALQ__SCRIPT_CANCEL,
+    AIPALQ__SCRIPT_PROBE,
+    AIPALQ__SCRIPT_DEPTH,
+    AIPALQ__SCRIPT_TAKE,
+    AIPALQ__SCRIPT_SETTLE,
+    AIPALQ__SCRIPT_HEARTBEAT,
+    AIPALQ__SCRIPT_RELEASE,
+    AIPALQ__SCRIPT_REGISTRY,
+    AIPALQ__SCRIPT_COUNT
+} aipalq__script_id;
+
+const char *aipalq__script_source(aipalq__script_id id);
+const char *aipalq__script_name(aipalq__script_id id);
+
+/* An argument vector for a script call, grown as needed. */
+typedef struct aipalq__argv {
+    const char **argv;
+    size_t *lens;
+    char **owned; /* strings this vector allocated */
+    size_t argc, cap, nowned, owned_cap;
+} aipalq__argv;
+
+void aipalq__argv_init(aipalq__argv *a);
+void aipalq__argv_free(aipalq__argv *a);
+bool aipalq__argv_push(aipalq__argv *a, const char *s, size_t len); /* borrowed */
+bool aipalq__argv_push_str(aipalq__argv *a, const char *s);         /* borrowed */
+bool aipalq__argv_push_int(aipalq__argv *a, int64_t v);             /* copied */
+bool aipalq__argv_push_owned(aipalq__argv *a, char *s);             /* takes s */
+
+/* Runs a script: args holds the keys then the arguments; nkeys says how many
+ * are keys. On success *reply is the reply (freeReplyObject), never an error
+ * reply. */
+aipalq_status aipalq__script_call(aipalq_client *c, aipalq__script_id id, int nkeys,
+                                  const aipalq__argv *args, redisReply **reply);
+/* Queues a script call in the connection's output buffer (pipelining). */
+aipalq_status aipalq__script_append(aipalq_client *c, aipalq__script_id id, int nkeys,
+                                    const aipalq__argv *args);
+/* Reads the reply of the oldest appended call; a NOSCRIPT reply is retried
+ * with the script's source, which needs id, nkeys and args again. */
+aipalq_status aipalq__script_reply(aipalq_client *c, aipalq__script_id id, int nkeys,
+                                   const aipalq__argv *args, redisReply **reply);
+
+/* Redis key of a queue: "<ns>:{<queue>}:<suffix>". The hash tag makes every
+ * key of one queue live in one cluster slot. Returns a malloc'd string. */
+char *aipalq__qkey(const aipalq_client *c, const char *queue, const char *suffix);
+
+/* The six per-queue keys every dispatch-side script takes, in this order. */
+enum {
+    AIPALQ__K_READY,
+    AIPALQ__K_SCHED,
+    AIPALQ__K_LEASES,
+    AIPALQ__K_JOB,
+    AIPALQ__K_META,
+    AIPALQ__K_CANCEL,
+    AIPALQ__K_SEQ,
+    AIPALQ__K_WAKE,
+    AIPALQ__K_DONE,
+    AIPALQ__K_DONE_EXP,
+    AIPALQ__NQKEYS
+};
+/* Pushes all AIPALQ__NQKEYS keys of `queue` onto args (owned by args). */
+bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__argv *args);
+
+/* ----------------------------------------------------------- PostgreSQL */
+
+aipalq_status aipalq__pg_ensure(aipalq_client *c);
+/* Runs a parameterised statement (text parameters, text results). Returns
+ * AIPALQ_OK with *res (PQclear it; NULL allowed when unwanted) or AIPALQ_EPG
+ * with the server's message; a broken connection is dropped for reconnection. */
+aipalq_status aipalq__pg_exec(aipalq_client *c, const char *sql, int nparams,
+                              const char *const *values, PGresult **res);
+/* The same on a caller's connection, reporting errors on client c. */
+aipalq_status aipalq__pg_exec_on(aipalq_client *c, PGconn *conn, const char *sql, int nparams,
+                                 const char *const *values, PGresult **res);
+/* Parses a timestamptz column rendered as epoch milliseconds text. */
+int64_t aipalq__pg_ms(const PGresult *res, int row, int col);
+
+/* --------------------------------------------------------------- tasks */
+
+/* The columns every task query selects, in the order aipalq__task_from_row
+ * reads them. */
+#define AIPALQ__TASK_COLUMNS                                                                       \
+    "id::text, type, queue, status, priority, params::text, result::text, error_message, "       \
+    "error_detail, attempts, max_retries, "                                                        \
+    "(extract(epoch from created_at)*1000)::bigint, "                                              \
+    "(extract(epoch from started_at)*1000)::bigint, "                                              \
+    "(extract(epoch from completed_at)*1000)::bigint, "                                            \
+    "(extract(epoch from updated_at)*1000)::bigint, "                                              \
+    "(extract(epoch from run_at)*1000)::bigint, worker_id, user_id, idempotency_key, progress, "  \
+    "progress_message, cancel_requested, epoch"
+
+struct aipalq_task {
+    char id[AIPALQ_ID_SIZE];
+    char *type, *queue, *params, *result, *error_message, *error_detail;
+    char *worker_id, *user_id, *idempotency_key, *progress_message;
+    aipalq_state state;
+    int priority, attempts, max_retries, progress, cancel_requested, epoch;
+    int64_t created_ms, started_ms, completed_ms, updated_ms, run_at_ms;
+    char *json; /* built on first aipalq_task_json */
+};
+
+/* Fills t from row `row` of a result with AIPALQ__TASK_COLUMNS at `col0`.
+ * Returns false when memory runs out (t is then cleared). */
+bool aipalq__task_from_row(aipalq_task *t, const PGresult *res, int row, int col0);
+void aipalq__task_clear(aipalq_task *t);
+
+/* ------------------------------------------------------------- dispatch */
+
+/* What Redis needs to dispatch one task. Strings are borrowed. */
+typedef struct aipalq__dispatch_item {
+    const char *id;
+    const char *type;
+    const char *queue;
+    const char *params;
+    const char *user_id;
+    int priority;
+    int max_retries;
+    int attempts;
+    int epoch;
+    int64_t run_at_ms; /* 0 = now */
+} aipalq__dispatch_item;
+
+/* Dispatches items to Redis, grouped by queue, one pipelined script call per
+ * queue-run. Tasks Redis already holds are left alone. */
+aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n);
+
+/* Enqueue rows built from a batch; shared by the direct and transactional
+ * paths. */
+typedef struct aipalq__prepared {
+    char *batch_json; /* the array the SQL function aipalq_enqueue takes */
+    aipalq__dispatch_item *items;
+    size_t n;
+} aipalq__prepared;
+
+struct aipalq_batch_entry {
+    char *type;
+    char *params;
+    aipalq_opts opts;
+    bool has_opts;
+    char id[AIPALQ_ID_SIZE];
+    int created;
+};
+
+struct aipalq_batch {
+    struct aipalq_batch_entry *entries;
+    size_t count, cap;
+    bool enqueued;
+};
+
+/* Enqueues a batch through `conn` (NULL: the client's own connection, with
+ * dispatch after commit; otherwise the caller's, with the outbox). */
+aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_batch *b);
+
+#endif

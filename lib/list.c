@@ -1,0 +1,220 @@
+/* Listing tasks: filters, pages in a stable order, and the total count. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct aipalq_filter {
+    unsigned states; /* bit per aipalq_state; 0 = any */
+    char *type, *queue, *user_id;
+    int64_t limit, offset;
+    bool oldest_first;
+};
+
+struct aipalq_list {
+    aipalq_task *tasks;
+    size_t count;
+    int64_t total;
+};
+
+aipalq_filter *aipalq_filter_new(void)
+{
+    aipalq_filter *f = calloc(1, sizeof *f);
+    if (f)
+        f->limit = 20;
+    return f;
+}
+
+void aipalq_filter_free(aipalq_filter *f)
+{
+    if (!f)
+        return;
+    free(f->type);
+    free(f->queue);
+    free(f->user_id);
+    free(f);
+}
+
+aipalq_status aipalq_filter_add_state(aipalq_filter *f, aipalq_state state)
+{
+    if (!f)
+        return AIPALQ_EMISUSE;
+    if ((int)state < 0 || (int)state >= AIPALQ_STATE_COUNT)
+        return AIPALQ_EINVAL;
+    f->states |= 1u << state;
+    return AIPALQ_OK;
+}
+
+static aipalq_status set_filter_text(char **slot, const char *s)
+{
+    char *copy = NULL;
+    if (s) {
+        if (strlen(s) > AIPALQ__MAX_USER_LEN)
+            return AIPALQ_EINVAL;
+        if (!(copy = aipalq__strdup(s)))
+            return AIPALQ_ENOMEM;
+    }
+    free(*slot);
+    *slot = copy;
+    return AIPALQ_OK;
+}
+
+aipalq_status aipalq_filter_set_type(aipalq_filter *f, const char *type)
+{
+    return f ? set_filter_text(&f->type, type) : AIPALQ_EMISUSE;
+}
+
+aipalq_status aipalq_filter_set_queue(aipalq_filter *f, const char *queue)
+{
+    return f ? set_filter_text(&f->queue, queue) : AIPALQ_EMISUSE;
+}
+
+aipalq_status aipalq_filter_set_user_id(aipalq_filter *f, const char *user_id)
+{
+    return f ? set_filter_text(&f->user_id, user_id) : AIPALQ_EMISUSE;
+}
+
+aipalq_status aipalq_filter_set_page(aipalq_filter *f, int64_t limit, int64_t offset)
+{
+    if (!f)
+        return AIPALQ_EMISUSE;
+    if (limit < 1 || limit > 1000 || offset < 0)
+        return AIPALQ_EINVAL;
+    f->limit = limit;
+    f->offset = offset;
+    return AIPALQ_OK;
+}
+
+aipalq_status aipalq_filter_set_oldest_first(aipalq_filter *f, int oldest_first)
+{
+    if (!f)
+        return AIPALQ_EMISUSE;
+    f->oldest_first = oldest_first != 0;
+    return AIPALQ_OK;
+}
+
+/* Writes the states of the filter as a SQL array literal. */
+static void states_literal(unsigned states, char *out, size_t len)
+{
+    size_t used = (size_t)snprintf(out, len, "{");
+    for (int s = 0; s < AIPALQ_STATE_COUNT; s++)
+        if (states & (1u << s))
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used > 1 ? "," : "",
+                                     aipalq_state_name((aipalq_state)s));
+    snprintf(out + used, len - used, "}");
+}
+
+/* One round trip returns the page and, on every row, the total; an empty
+ * page still gives one row with the total (the LEFT JOIN). The count and the
+ * page each use the indexes; nothing outside the page is materialised. Every
+ * filter is a bound parameter (NULL = no filter): no caller's text enters the
+ * SQL. The id column is a UUIDv7, so id order is creation order, and ties
+ * cannot happen: pages are stable. */
+#define LIST_WHERE                                                                                 \
+    " WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"                                      \
+    " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR queue = $3)"                    \
+    " AND ($4::text IS NULL OR user_id = $4)"
+#define LIST_SQL(dir)                                                                              \
+    "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks" LIST_WHERE ") n"      \
+    " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks" LIST_WHERE             \
+    " ORDER BY aipalq_tasks.id " dir " LIMIT $5 OFFSET $6) p ON true ORDER BY p.id " dir
+
+static const char list_sql_newest[] = LIST_SQL("DESC");
+static const char list_sql_oldest[] = LIST_SQL("ASC");
+
+aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq_list **out)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    if (!f || !out)
+        return aipalq__fail(c, AIPALQ_EINVAL, "filter and out must not be NULL");
+    *out = NULL;
+    char states[128], limit[24], offset[24];
+    states_literal(f->states, states, sizeof states);
+    snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
+    snprintf(offset, sizeof offset, "%lld", (long long)f->offset);
+    const char *params[] = {f->states ? states : NULL, f->type, f->queue, f->user_id, limit,
+                            offset};
+    PGresult *res;
+    aipalq_status st = aipalq__pg_exec(c, f->oldest_first ? list_sql_oldest : list_sql_newest, 6,
+                                       params, &res);
+    if (st != AIPALQ_OK)
+        return st;
+    aipalq_list *l = calloc(1, sizeof *l);
+    int rows = PQntuples(res);
+    if (l && rows > 0)
+        l->tasks = calloc((size_t)rows, sizeof *l->tasks);
+    if (!l || (rows > 0 && !l->tasks)) {
+        free(l);
+        PQclear(res);
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
+    }
+    for (int r = 0; r < rows; r++) {
+        l->total = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (PQgetisnull(res, r, 1))
+            continue; /* the count-only row of an empty page */
+        if (!aipalq__task_from_row(&l->tasks[l->count], res, r, 1)) {
+            PQclear(res);
+            aipalq_list_free(l);
+            return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
+        }
+        l->count++;
+    }
+    PQclear(res);
+    *out = l;
+    return aipalq__ok(c);
+}
+
+static aipalq_status list_view(aipalq_client *c, unsigned states, bool oldest_first,
+                               int64_t limit, int64_t offset, aipalq_list **out)
+{
+    aipalq_filter f = {.states = states, .limit = limit, .offset = offset,
+                       .oldest_first = oldest_first};
+    if (limit < 1 || limit > 1000 || offset < 0)
+        return aipalq__fail(c, AIPALQ_EINVAL, "limit must be 1..1000 and offset >= 0");
+    return aipalq_list_tasks(c, &f, out);
+}
+
+aipalq_status aipalq_list_pending(aipalq_client *c, int64_t limit, int64_t offset,
+                                  aipalq_list **out)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    unsigned waiting = (1u << AIPALQ_STATE_PENDING) | (1u << AIPALQ_STATE_SCHEDULED) |
+                       (1u << AIPALQ_STATE_RETRYING);
+    return list_view(c, waiting, true, limit, offset, out);
+}
+
+aipalq_status aipalq_list_failed(aipalq_client *c, int64_t limit, int64_t offset,
+                                 aipalq_list **out)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    return list_view(c, 1u << AIPALQ_STATE_FAILED, false, limit, offset, out);
+}
+
+void aipalq_list_free(aipalq_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        aipalq__task_clear(&l->tasks[i]);
+    free(l->tasks);
+    free(l);
+}
+
+size_t aipalq_list_count(const aipalq_list *l)
+{
+    return l ? l->count : 0;
+}
+
+const aipalq_task *aipalq_list_at(const aipalq_list *l, size_t i)
+{
+    return l && i < l->count ? &l->tasks[i] : NULL;
+}
+
+int64_t aipalq_list_total(const aipalq_list *l)
+{
+    return l ? l->total : 0;
+}

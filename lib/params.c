@@ -1,0 +1,92 @@
+/* Checks of the params a task is enqueued with. The text is passed on as it
+ * came (PostgreSQL stores it as jsonb), so it must be something PostgreSQL
+ * accepts too: valid UTF-8 and no \u0000. */
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+/* Returns the offset of the first invalid UTF-8 sequence, or -1. */
+static long utf8_invalid_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, min = 0x10000;
+        } else {
+            return (long)i;
+        }
+        if (i + len > n)
+            return (long)i;
+        unsigned cp = c & (0xff >> (len + 1));
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return (long)i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
+static bool has_nul_escape(const char *s)
+{
+    for (const char *p = strstr(s, "\\u"); p; p = strstr(p + 2, "\\u")) {
+        /* Count the backslashes before: an even run means this one escapes. */
+        size_t run = 0;
+        for (const char *b = p; b > s && b[-1] == '\\'; b--)
+            run++;
+        if (run % 2 == 0 && strncmp(p + 2, "0000", 4) == 0)
+            return true;
+    }
+    return false;
+}
+
+aipalq_status aipalq__params_check(const char *params, char *err, size_t errlen)
+{
+    if (!params)
+        return AIPALQ_OK;
+    size_t n = strlen(params);
+    if (n > AIPALQ_MAX_PARAMS_BYTES) {
+        snprintf(err, errlen, "params are %zu bytes; the limit is %d bytes", n,
+                 AIPALQ_MAX_PARAMS_BYTES);
+        return AIPALQ_ETOOBIG;
+    }
+    long bad = utf8_invalid_at((const unsigned char *)params, n);
+    if (bad >= 0) {
+        snprintf(err, errlen, "params are not valid UTF-8 (byte %ld)", bad);
+        return AIPALQ_EBADJSON;
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(params, n + 1, &end, true); /* + the NUL it checks for */
+    if (!doc) {
+        long at = end ? (long)(end - params) : 0;
+        snprintf(err, errlen, "params are not valid JSON (near byte %ld)", at);
+        return AIPALQ_EBADJSON;
+    }
+    bool object = cJSON_IsObject(doc);
+    cJSON_Delete(doc);
+    if (!object) {
+        snprintf(err, errlen, "params must be a JSON object, not another JSON value");
+        return AIPALQ_ENOTOBJECT;
+    }
+    if (has_nul_escape(params)) {
+        snprintf(err, errlen, "params contain \\u0000, which PostgreSQL cannot store");
+        return AIPALQ_EBADJSON;
+    }
+    return AIPALQ_OK;
+}

@@ -1,0 +1,105 @@
+/* The PostgreSQL connection: connect with timeouts and keepalives, run
+ * parameterised statements, drop a broken link so the next call reconnects. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* libpq prints notices to stderr by default; a library must not. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static void pg_drop(aipalq_client *c)
+{
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+}
+
+/* libpq ends messages with a newline; error text reads better without. */
+static const char *trim_message(char *buf, size_t len, const char *msg)
+{
+    snprintf(buf, len, "%s", msg ? msg : "");
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+aipalq_status aipalq__pg_ensure(aipalq_client *c)
+{
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+        return AIPALQ_OK;
+    pg_drop(c);
+    char timeout[24];
+    /* libpq counts whole seconds, with 1 treated as 2; round up. */
+    int64_t secs = (c->connect_timeout_ms + 999) / 1000;
+    snprintf(timeout, sizeof timeout, "%lld", (long long)(secs < 2 ? 2 : secs));
+    /* Settings before "dbname" are defaults that the URL may override. */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "dbname", NULL};
+    const char *vals[] = {timeout, "libaipalq", "1", "10", "5", "3", c->database_url, NULL};
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (!c->pg)
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory connecting to PostgreSQL");
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        char msg[AIPALQ__ERRMSG_SIZE - 64];
+        trim_message(msg, sizeof msg, PQerrorMessage(c->pg));
+        pg_drop(c);
+        bool bad_url = strstr(msg, "invalid") && (strstr(msg, "URI") || strstr(msg, "option") ||
+                                                   strstr(msg, "connection"));
+        return aipalq__fail(c, bad_url ? AIPALQ_EBADURL : AIPALQ_EPG,
+                            "cannot connect to PostgreSQL: %s", msg);
+    }
+    PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
+    return AIPALQ_OK;
+}
+
+aipalq_status aipalq__pg_exec_on(aipalq_client *c, PGconn *conn, const char *sql, int nparams,
+                                 const char *const *values, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out)
+            *out = res;
+        else
+            PQclear(res);
+        return AIPALQ_OK;
+    }
+    char msg[AIPALQ__ERRMSG_SIZE - 64];
+    trim_message(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    if (!msg[0])
+        trim_message(msg, sizeof msg, PQerrorMessage(conn));
+    PQclear(res);
+    return aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s", msg);
+}
+
+aipalq_status aipalq__pg_exec(aipalq_client *c, const char *sql, int nparams,
+                              const char *const *values, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    aipalq_status st = aipalq__pg_ensure(c);
+    if (st != AIPALQ_OK)
+        return st;
+    st = aipalq__pg_exec_on(c, c->pg, sql, nparams, values, out);
+    if (st != AIPALQ_OK && PQstatus(c->pg) != CONNECTION_OK)
+        pg_drop(c); /* reconnect on the next call */
+    return st;
+}
+
+int64_t aipalq__pg_ms(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}

@@ -1,0 +1,315 @@
+/* The Lua scripts that are the library's only way of changing Redis.
+ *
+ * Every script takes the ten keys of one queue (AIPALQ__K_*: all share the
+ * hash tag {queue}, so one script never crosses a cluster slot) and touches
+ * no other key. Per queue:
+ *   ready     ZSET  id -> (11 - priority) * 1e13 + seq: ZPOPMIN gives the most
+ *                   urgent priority first, FIFO within a priority
+ *   sched     ZSET  id -> Unix ms when due (delayed tasks, retry backoff)
+ *   leases    ZSET  id -> Unix ms when the delivery's lease runs out
+ *   job       HASH  id -> the task's payload as the worker receives it (JSON)
+ *   meta      HASH  id -> "state attempts epoch priority max_retries"
+ *                   state: p ready, s waiting for a time, r leased
+ *   cancel    SET   ids of leased tasks whose cancel was requested
+ *   seq       STR   FIFO counter
+ *   wake      LIST  tokens that wake blocked workers (BLPOP), capped
+ *   done      HASH  id -> final outcome JSON, the result cache
+ *   done_exp  ZSET  id -> Unix ms when the cached outcome expires
+ *
+ * A delivery's fencing token is (epoch, attempts): attempts counts deliveries
+ * and epoch counts re-dispatches from PostgreSQL, so tokens only grow. */
+#include "internal.h"
+
+/* Shared Lua helpers, prepended to every script. */
+#define LUA_PRELUDE                                                                                \
+    "local function parse(m)\n"                                                                    \
+    "  local st, att, ep, prio, maxr = string.match(m, '^(%a) (%d+) (%d+) (%d+) (%d+)$')\n"        \
+    "  return st, tonumber(att), tonumber(ep), tonumber(prio), tonumber(maxr)\n"                   \
+    "end\n"                                                                                        \
+    "local function meta(st, att, ep, prio, maxr)\n"                                               \
+    "  return st .. ' ' .. att .. ' ' .. ep .. ' ' .. prio .. ' ' .. maxr\n"                       \
+    "end\n"                                                                                        \
+    "local function make_ready(id, att, ep, prio, maxr)\n"                                         \
+    "  redis.call('HSET', KEYS[5], id, meta('p', att, ep, prio, maxr))\n"                          \
+    "  local seq = redis.call('INCR', KEYS[7])\n"                                                  \
+    "  redis.call('ZADD', KEYS[1], (11 - prio) * 1e13 + seq, id)\n"                                \
+    "end\n"                                                                                        \
+    "local function wake(n)\n"                                                                     \
+    "  if n <= 0 then return end\n"                                                                \
+    "  if n > 8 then n = 8 end\n"                                                                  \
+    "  for i = 1, n do redis.call('LPUSH', KEYS[8], '1') end\n"                                    \
+    "  redis.call('LTRIM', KEYS[8], 0, 31)\n"                                                      \
+    "end\n"                                                                                        \
+    "local function finish(id, outcome, now, ttl)\n"                                               \
+    "  redis.call('HDEL', KEYS[4], id)\n"                                                          \
+    "  redis.call('HDEL', KEYS[5], id)\n"                                                          \
+    "  redis.call('SREM', KEYS[6], id)\n"                                                          \
+    "  redis.call('ZREM', KEYS[3], id)\n"                                                          \
+    "  redis.call('HSET', KEYS[9], id, outcome)\n"                                                 \
+    "  redis.call('ZADD', KEYS[10], now + ttl, id)\n"                                              \
+    "end\n"                                                                                        \
+    "local function expire_done(now)\n"                                                            \
+    "  local old = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 200)\n"          \
+    "  if #old > 0 then\n"                                                                         \
+    "    redis.call('HDEL', KEYS[9], unpack(old))\n"                                               \
+    "    redis.call('ZREM', KEYS[10], unpack(old))\n"                                              \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* ARGV: now_ms, then per task 7 values: id, payload, priority, run_at_ms,
+ * epoch, attempts, max_retries. A task Redis already holds is skipped, which
+ * makes dispatch safe to repeat (reconciler, outbox relay, retries of a
+ * failed pipeline). Returns how many tasks were added. */
+static const char dispatch_lua[] = LUA_PRELUDE
+    "local now = tonumber(ARGV[1])\n"
+    "local added, ready = 0, 0\n"
+    "for i = 2, #ARGV, 7 do\n"
+    "  local id = ARGV[i]\n"
+    "  if redis.call('HEXISTS', KEYS[5], id) == 0 then\n"
+    "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
+    "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
+    "    redis.call('HSET', KEYS[4], id, ARGV[i+1])\n"
+    "    redis.call('HDEL', KEYS[9], id)\n"
+    "    redis.call('ZREM', KEYS[10], id)\n"
+    "    if runat > now then\n"
+    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr))\n"
+    "      redis.call('ZADD', KEYS[2], runat, id)\n"
+    "    else\n"
+    "      make_ready(id, att, ep, prio, maxr)\n"
+    "      ready = ready + 1\n"
+    "    end\n"
+    "    added = added + 1\n"
+    "  end\n"
+    "end\n"
+    "wake(ready)\n"
+    "return added\n";
+
+/* ARGV: id. Withdraws a waiting task ("withdrawn"), flags a leased one
+ * ("requested"), or reports that Redis does not hold it ("absent"). */
+static const char cancel_lua[] = LUA_PRELUDE
+    "local id = ARGV[1]\n"
+    "local m = redis.call('HGET', KEYS[5], id)\n"
+    "if not m then return 'absent' end\n"
+    "if string.sub(m, 1, 1) == 'r' then\n"
+    "  redis.call('SADD', KEYS[6], id)\n"
+    "  return 'requested'\n"
+    "end\n"
+    "redis.call('ZREM', KEYS[1], id)\n"
+    "redis.call('ZREM', KEYS[2], id)\n"
+    "redis.call('HDEL', KEYS[4], id)\n"
+    "redis.call('HDEL', KEYS[5], id)\n"
+    "return 'withdrawn'\n";
+
+/* ARGV: ids. Returns, per id, {meta or '', lease deadline or '', done or ''}:
+ * what Redis knows of each task, for the reconciler. */
+static const char probe_lua[] = LUA_PRELUDE
+    "local out = {}\n"
+    "for i = 1, #ARGV do\n"
+    "  local id = ARGV[i]\n"
+    "  out[i] = {redis.call('HGET', KEYS[5], id) or '',\n"
+    "            redis.call('ZSCORE', KEYS[3], id) or '',\n"
+    "            redis.call('HGET', KEYS[9], id) or ''}\n"
+    "end\n"
+    "return out\n";
+
+/* Returns {ready, waiting for a time, leased, cached outcomes}. */
+static const char depth_lua[] = LUA_PRELUDE
+    "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
+    "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
+
+/* ARGV: now_ms, lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
+ * expired leases, then leases up to `max` tasks. Returns
+ * {taken, reclaimed, next_due} where taken is a list of
+ * {id, payload, attempts, epoch}, reclaimed a list of
+ * {id, new state, attempts, epoch} for the caller to record in PostgreSQL
+ * ("pending": will run again; "failed": out of attempts; "cancelled"), and
+ * next_due the Unix ms of the earliest waiting task or -1. */
+static const char take_lua[] = LUA_PRELUDE
+    "local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local ttl = tonumber(ARGV[4])\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)\n"
+    "for _, id in ipairs(due) do\n"
+    "  redis.call('ZREM', KEYS[2], id)\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  if m then\n"
+    "    local st, att, ep, prio, maxr = parse(m)\n"
+    "    make_ready(id, att, ep, prio, maxr)\n"
+    "  end\n"
+    "end\n"
+    "local reclaimed = {}\n"
+    "local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)\n"
+    "for _, id in ipairs(expired) do\n"
+    "  redis.call('ZREM', KEYS[3], id)\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  if m then\n"
+    "    local st, att, ep, prio, maxr = parse(m)\n"
+    "    local state\n"
+    "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then\n"
+    "      state = 'cancelled'\n"
+    "      finish(id, cjson.encode({status = state, error = 'cancelled; its worker was lost'}), now, ttl)\n"
+    "    elseif att > maxr then\n"
+    "      state = 'failed'\n"
+    "      finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the last attempt'}), now, ttl)\n"
+    "    else\n"
+    "      state = 'pending'\n"
+    "      make_ready(id, att, ep, prio, maxr)\n"
+    "    end\n"
+    "    reclaimed[#reclaimed + 1] = {id, state, att, ep}\n"
+    "  end\n"
+    "end\n"
+    "expire_done(now)\n"
+    "local taken = {}\n"
+    "while #taken < max do\n"
+    "  local pop = redis.call('ZPOPMIN', KEYS[1])\n"
+    "  if #pop == 0 then break end\n"
+    "  local id = pop[1]\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  if m then\n"
+    "    local st, att, ep, prio, maxr = parse(m)\n"
+    "    att = att + 1\n"
+    "    redis.call('HSET', KEYS[5], id, meta('r', att, ep, prio, maxr))\n"
+    "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
+    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep}\n"
+    "  end\n"
+    "end\n"
+    "local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "local next_due = -1\n"
+    "if #nxt == 2 then next_due = tonumber(nxt[2]) end\n"
+    "return {taken, reclaimed, next_due}\n";
+
+/* ARGV: now_ms, then per delivery 6 values: id, attempts, epoch, outcome,
+ * arg, ttl_ms. outcome: "completed" / "failed" / "cancelled" (arg: the outcome
+ * JSON cached in done for ttl_ms), "retry" (arg: Unix ms when due),
+ * "release" (hand back without counting the attempt). A delivery whose token
+ * does not match the lease Redis holds gets 0 (stale), else 1. */
+static const char settle_lua[] = LUA_PRELUDE
+    "local now = tonumber(ARGV[1])\n"
+    "local out, ready = {}, 0\n"
+    "for i = 2, #ARGV, 6 do\n"
+    "  local id, att, ep, outcome, arg = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+3], ARGV[i+4]\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  local ok = 0\n"
+    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
+    "    local st, matt, mep, prio, maxr = parse(m)\n"
+    "    if st == 'r' and matt == att and mep == ep then\n"
+    "      ok = 1\n"
+    "      if outcome == 'retry' then\n"
+    "        redis.call('ZREM', KEYS[3], id)\n"
+    "        redis.call('SREM', KEYS[6], id)\n"
+    "        redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr))\n"
+    "        redis.call('ZADD', KEYS[2], tonumber(arg), id)\n"
+    "      elseif outcome == 'release' then\n"
+    "        redis.call('ZREM', KEYS[3], id)\n"
+    "        redis.call('SREM', KEYS[6], id)\n"
+    "        make_ready(id, att - 1, ep, prio, maxr)\n"
+    "        ready = ready + 1\n"
+    "      else\n"
+    "        finish(id, arg, now, tonumber(ARGV[i+5]))\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = ok\n"
+    "end\n"
+    "wake(ready)\n"
+    "expire_done(now)\n"
+    "return out\n";
+
+/* ARGV: now_ms, lease_ms, then per delivery 3 values: id, attempts, epoch.
+ * Extends each lease still held by that delivery. Returns per delivery 0
+ * (lease lost), 1 (extended) or 2 (extended, and a cancel was requested). */
+static const char heartbeat_lua[] = LUA_PRELUDE
+    "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local out = {}\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  local id, att, ep = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  local r = 0\n"
+    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
+    "    local st, matt, mep = parse(m)\n"
+    "    if st == 'r' and matt == att and mep == ep then\n"
+    "      redis.call('ZADD', KEYS[3], now + lease, id)\n"
+    "      r = 1\n"
+    "      if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = r\n"
+    "end\n"
+    "return out\n";
+
+/* Requeues every leased task of the queue whose token matches, without
+ * counting the attempt: the same as settle's "release", kept separate so a
+ * worker can hand back all its work in one call at shutdown.
+ * ARGV: per delivery 3 values: id, attempts, epoch. Returns how many. */
+static const char release_lua[] = LUA_PRELUDE
+    "local n = 0\n"
+    "for i = 1, #ARGV, 3 do\n"
+    "  local id, att, ep = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])\n"
+    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
+    "    local st, matt, mep, prio, maxr = parse(m)\n"
+    "    if st == 'r' and matt == att and mep == ep then\n"
+    "      redis.call('ZREM', KEYS[3], id)\n"
+    "      redis.call('SREM', KEYS[6], id)\n"
+    "      make_ready(id, att - 1, ep, prio, maxr)\n"
+    "      n = n + 1\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "wake(n)\n"
+    "return n\n";
+
+/* The worker registry is not per queue: KEYS[1] is the registry hash
+ * (worker id -> JSON), KEYS[2] a ZSET of last heartbeats. ARGV: now_ms,
+ * dead_after_ms, then optionally worker id and its JSON to publish (an empty
+ * JSON removes the worker). Returns {id, json, last_seen_ms, alive} for every
+ * worker, forgetting those silent for 10 x dead_after_ms. */
+static const char registry_lua[] =
+    "local now, dead = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "if ARGV[3] then\n"
+    "  if ARGV[4] == '' then\n"
+    "    redis.call('HDEL', KEYS[1], ARGV[3])\n"
+    "    redis.call('ZREM', KEYS[2], ARGV[3])\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])\n"
+    "    redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
+    "  end\n"
+    "end\n"
+    "local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - 10 * dead)\n"
+    "if #gone > 0 then\n"
+    "  redis.call('HDEL', KEYS[1], unpack(gone))\n"
+    "  redis.call('ZREM', KEYS[2], unpack(gone))\n"
+    "end\n"
+    "local out = {}\n"
+    "local all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')\n"
+    "for i = 1, #all, 2 do\n"
+    "  local seen = tonumber(all[i+1])\n"
+    "  local alive = 0\n"
+    "  if seen > now - dead then alive = 1 end\n"
+    "  out[#out + 1] = {all[i], redis.call('HGET', KEYS[1], all[i]) or '{}', seen, alive}\n"
+    "end\n"
+    "return out\n";
+
+static const struct {
+    const char *name;
+    const char *source;
+} scripts[AIPALQ__SCRIPT_COUNT] = {
+    [AIPALQ__SCRIPT_DISPATCH] = {"dispatch", dispatch_lua},
+    [AIPALQ__SCRIPT_CANCEL] = {"cancel", cancel_lua},
+    [AIPALQ__SCRIPT_PROBE] = {"probe", probe_lua},
+    [AIPALQ__SCRIPT_DEPTH] = {"depth", depth_lua},
+    [AIPALQ__SCRIPT_TAKE] = {"take", take_lua},
+    [AIPALQ__SCRIPT_SETTLE] = {"settle", settle_lua},
+    [AIPALQ__SCRIPT_HEARTBEAT] = {"heartbeat", heartbeat_lua},
+    [AIPALQ__SCRIPT_RELEASE] = {"release", release_lua},
+    [AIPALQ__SCRIPT_REGISTRY] = {"registry", registry_lua},
+};
+
+const char *aipalq__script_source(aipalq__script_id id)
+{
+    return scripts[id].source;
+}
+
+const char *aipalq__script_name(aipalq__script_id id)
+{
+    return scripts[id].name;
+}
