@@ -58,6 +58,10 @@ aipalq_status aipalq__redis_url_parse(const char *url, aipalq__redis_target *out
  * AIPALQ_OK, AIPALQ_EBADJSON, AIPALQ_ENOTOBJECT or AIPALQ_ETOOBIG, with a
  * reason in err. NULL params are valid ({}). */
 aipalq_status aipalq__params_check(const char *params, char *err, size_t errlen);
+/* The same checks for any JSON document named `what` ("params", "results"),
+ * up to `max` bytes, an object or (object_only false) any value. */
+aipalq_status aipalq__json_text_check(const char *text, const char *what, size_t max,
+                                      bool object_only, char *err, size_t errlen);
 
 /* --------------------------------------------------------------- state */
 
@@ -157,7 +161,6 @@ typedef enum aipalq__script_id {
     AIPALQ__SCRIPT_TAKE,
     AIPALQ__SCRIPT_SETTLE,
     AIPALQ__SCRIPT_HEARTBEAT,
-    AIPALQ__SCRIPT_RELEASE,
     AIPALQ__SCRIPT_REGISTRY,
     AIPALQ__SCRIPT_COUNT
 } aipalq__script_id;

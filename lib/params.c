@@ -60,32 +60,37 @@ aipalq_status aipalq__params_check(const char *params, char *err, size_t errlen)
 {
     if (!params)
         return AIPALQ_OK;
+    return aipalq__json_text_check(params, "params", AIPALQ_MAX_PARAMS_BYTES, true, err, errlen);
+}
+
+aipalq_status aipalq__json_text_check(const char *params, const char *what, size_t max,
+                                      bool object_only, char *err, size_t errlen)
+{
     size_t n = strlen(params);
-    if (n > AIPALQ_MAX_PARAMS_BYTES) {
-        snprintf(err, errlen, "params are %zu bytes; the limit is %d bytes", n,
-                 AIPALQ_MAX_PARAMS_BYTES);
+    if (n > max) {
+        snprintf(err, errlen, "%s are %zu bytes; the limit is %zu bytes", what, n, max);
         return AIPALQ_ETOOBIG;
     }
     long bad = utf8_invalid_at((const unsigned char *)params, n);
     if (bad >= 0) {
-        snprintf(err, errlen, "params are not valid UTF-8 (byte %ld)", bad);
+        snprintf(err, errlen, "%s are not valid UTF-8 (byte %ld)", what, bad);
         return AIPALQ_EBADJSON;
     }
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(params, n + 1, &end, true); /* + the NUL it checks for */
     if (!doc) {
         long at = end ? (long)(end - params) : 0;
-        snprintf(err, errlen, "params are not valid JSON (near byte %ld)", at);
+        snprintf(err, errlen, "%s are not valid JSON (near byte %ld)", what, at);
         return AIPALQ_EBADJSON;
     }
     bool object = cJSON_IsObject(doc);
     cJSON_Delete(doc);
-    if (!object) {
-        snprintf(err, errlen, "params must be a JSON object, not another JSON value");
+    if (object_only && !object) {
+        snprintf(err, errlen, "%s must be a JSON object, not another JSON value", what);
         return AIPALQ_ENOTOBJECT;
     }
     if (has_nul_escape(params)) {
-        snprintf(err, errlen, "params contain \\u0000, which PostgreSQL cannot store");
+        snprintf(err, errlen, "%s contain \\u0000, which PostgreSQL cannot store", what);
         return AIPALQ_EBADJSON;
     }
     return AIPALQ_OK;

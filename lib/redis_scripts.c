@@ -8,7 +8,7 @@
  *   sched     ZSET  id -> Unix ms when due (delayed tasks, retry backoff)
  *   leases    ZSET  id -> Unix ms when the delivery's lease runs out
  *   job       HASH  id -> the task's payload as the worker receives it (JSON)
- *   meta      HASH  id -> "state attempts epoch priority max_retries"
+ *   meta      HASH  id -> "state attempts epoch priority max_retries deliveries"
  *                   state: p ready, s waiting for a time, r leased
  *   cancel    SET   ids of leased tasks whose cancel was requested
  *   seq       STR   FIFO counter
@@ -16,21 +16,24 @@
  *   done      HASH  id -> final outcome JSON, the result cache
  *   done_exp  ZSET  id -> Unix ms when the cached outcome expires
  *
- * A delivery's fencing token is (epoch, attempts): attempts counts deliveries
- * and epoch counts re-dispatches from PostgreSQL, so tokens only grow. */
+ * A delivery's fencing token is epoch * 1e6 + deliveries: deliveries counts
+ * every lease of the task (also those handed back uncounted as attempts) and
+ * epoch counts re-dispatches from PostgreSQL, so tokens only grow, also
+ * across a Redis that lost its data. */
 #include "internal.h"
 
 /* Shared Lua helpers, prepended to every script. */
 #define LUA_PRELUDE                                                                                \
     "local function parse(m)\n"                                                                    \
-    "  local st, att, ep, prio, maxr = string.match(m, '^(%a) (%d+) (%d+) (%d+) (%d+)$')\n"        \
-    "  return st, tonumber(att), tonumber(ep), tonumber(prio), tonumber(maxr)\n"                   \
+    "  local st, att, ep, prio, maxr, dlv =\n"                                                     \
+    "    string.match(m, '^(%a) (%d+) (%d+) (%d+) (%d+) (%d+)$')\n"                                \
+    "  return st, tonumber(att), tonumber(ep), tonumber(prio), tonumber(maxr), tonumber(dlv)\n"    \
     "end\n"                                                                                        \
-    "local function meta(st, att, ep, prio, maxr)\n"                                               \
-    "  return st .. ' ' .. att .. ' ' .. ep .. ' ' .. prio .. ' ' .. maxr\n"                       \
+    "local function meta(st, att, ep, prio, maxr, dlv)\n"                                          \
+    "  return st .. ' ' .. att .. ' ' .. ep .. ' ' .. prio .. ' ' .. maxr .. ' ' .. dlv\n"         \
     "end\n"                                                                                        \
-    "local function make_ready(id, att, ep, prio, maxr)\n"                                         \
-    "  redis.call('HSET', KEYS[5], id, meta('p', att, ep, prio, maxr))\n"                          \
+    "local function make_ready(id, att, ep, prio, maxr, dlv)\n"                                    \
+    "  redis.call('HSET', KEYS[5], id, meta('p', att, ep, prio, maxr, dlv))\n"                     \
     "  local seq = redis.call('INCR', KEYS[7])\n"                                                  \
     "  redis.call('ZADD', KEYS[1], (11 - prio) * 1e13 + seq, id)\n"                                \
     "end\n"                                                                                        \
@@ -72,10 +75,10 @@ static const char dispatch_lua[] = LUA_PRELUDE
     "    redis.call('HDEL', KEYS[9], id)\n"
     "    redis.call('ZREM', KEYS[10], id)\n"
     "    if runat > now then\n"
-    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr))\n"
+    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, 0))\n"
     "      redis.call('ZADD', KEYS[2], runat, id)\n"
     "    else\n"
-    "      make_ready(id, att, ep, prio, maxr)\n"
+    "      make_ready(id, att, ep, prio, maxr, 0)\n"
     "      ready = ready + 1\n"
     "    end\n"
     "    added = added + 1\n"
@@ -120,10 +123,11 @@ static const char depth_lua[] = LUA_PRELUDE
 /* ARGV: now_ms, lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
  * expired leases, then leases up to `max` tasks. Returns
  * {taken, reclaimed, next_due} where taken is a list of
- * {id, payload, attempts, epoch}, reclaimed a list of
- * {id, new state, attempts, epoch} for the caller to record in PostgreSQL
- * ("pending": will run again; "failed": out of attempts; "cancelled"), and
- * next_due the Unix ms of the earliest waiting task or -1. */
+ * {id, payload, attempts, token}, reclaimed a list of
+ * {id, new state, attempts, token of the expired delivery} for the caller to
+ * record in PostgreSQL ("requeued": will run again; "failed": out of
+ * attempts; "cancelled": its cancel was pending), and next_due the Unix ms of
+ * the earliest waiting task or -1. */
 static const char take_lua[] = LUA_PRELUDE
     "local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local ttl = tonumber(ARGV[4])\n"
@@ -132,8 +136,8 @@ static const char take_lua[] = LUA_PRELUDE
     "  redis.call('ZREM', KEYS[2], id)\n"
     "  local m = redis.call('HGET', KEYS[5], id)\n"
     "  if m then\n"
-    "    local st, att, ep, prio, maxr = parse(m)\n"
-    "    make_ready(id, att, ep, prio, maxr)\n"
+    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
+    "    make_ready(id, att, ep, prio, maxr, dlv)\n"
     "  end\n"
     "end\n"
     "local reclaimed = {}\n"
@@ -142,7 +146,7 @@ static const char take_lua[] = LUA_PRELUDE
     "  redis.call('ZREM', KEYS[3], id)\n"
     "  local m = redis.call('HGET', KEYS[5], id)\n"
     "  if m then\n"
-    "    local st, att, ep, prio, maxr = parse(m)\n"
+    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
     "    local state\n"
     "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then\n"
     "      state = 'cancelled'\n"
@@ -151,10 +155,10 @@ static const char take_lua[] = LUA_PRELUDE
     "      state = 'failed'\n"
     "      finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the last attempt'}), now, ttl)\n"
     "    else\n"
-    "      state = 'pending'\n"
-    "      make_ready(id, att, ep, prio, maxr)\n"
+    "      state = 'requeued'\n"
+    "      make_ready(id, att, ep, prio, maxr, dlv)\n"
     "    end\n"
-    "    reclaimed[#reclaimed + 1] = {id, state, att, ep}\n"
+    "    reclaimed[#reclaimed + 1] = {id, state, att, ep * 1000000 + dlv}\n"
     "  end\n"
     "end\n"
     "expire_done(now)\n"
@@ -165,11 +169,11 @@ static const char take_lua[] = LUA_PRELUDE
     "  local id = pop[1]\n"
     "  local m = redis.call('HGET', KEYS[5], id)\n"
     "  if m then\n"
-    "    local st, att, ep, prio, maxr = parse(m)\n"
-    "    att = att + 1\n"
-    "    redis.call('HSET', KEYS[5], id, meta('r', att, ep, prio, maxr))\n"
+    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
+    "    att, dlv = att + 1, dlv + 1\n"
+    "    redis.call('HSET', KEYS[5], id, meta('r', att, ep, prio, maxr, dlv))\n"
     "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
-    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep}\n"
+    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep * 1000000 + dlv}\n"
     "  end\n"
     "end\n"
     "local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
@@ -177,35 +181,42 @@ static const char take_lua[] = LUA_PRELUDE
     "if #nxt == 2 then next_due = tonumber(nxt[2]) end\n"
     "return {taken, reclaimed, next_due}\n";
 
-/* ARGV: now_ms, then per delivery 6 values: id, attempts, epoch, outcome,
- * arg, ttl_ms. outcome: "completed" / "failed" / "cancelled" (arg: the outcome
- * JSON cached in done for ttl_ms), "retry" (arg: Unix ms when due),
- * "release" (hand back without counting the attempt). A delivery whose token
- * does not match the lease Redis holds gets 0 (stale), else 1. */
-static const char settle_lua[] = LUA_PRELUDE
+/* Finds the meta of a leased task whose current delivery has token `tok`. */
+#define LUA_LEASED                                                                                 \
+    "local function leased(id, tok)\n"                                                             \
+    "  local m = redis.call('HGET', KEYS[5], id)\n"                                                \
+    "  if not m or not redis.call('ZSCORE', KEYS[3], id) then return nil end\n"                    \
+    "  local st, att, ep, prio, maxr, dlv = parse(m)\n"                                            \
+    "  if st ~= 'r' or ep * 1000000 + dlv ~= tok then return nil end\n"                            \
+    "  return att, ep, prio, maxr, dlv\n"                                                          \
+    "end\n"
+
+/* ARGV: now_ms, then per delivery 5 values: id, token, outcome, arg, ttl_ms.
+ * outcome "completed" / "failed" / "cancelled": arg is the outcome JSON,
+ * cached in done for ttl_ms; "retry": arg is the Unix ms when due;
+ * "release": hand back, the attempt not counted. A delivery whose token does
+ * not match the lease Redis holds gets 0 (stale), else 1. */
+static const char settle_lua[] = LUA_PRELUDE LUA_LEASED
     "local now = tonumber(ARGV[1])\n"
     "local out, ready = {}, 0\n"
-    "for i = 2, #ARGV, 6 do\n"
-    "  local id, att, ep, outcome, arg = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+3], ARGV[i+4]\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local id, tok, outcome, arg = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
+    "  local att, ep, prio, maxr, dlv = leased(id, tok)\n"
     "  local ok = 0\n"
-    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
-    "    local st, matt, mep, prio, maxr = parse(m)\n"
-    "    if st == 'r' and matt == att and mep == ep then\n"
-    "      ok = 1\n"
-    "      if outcome == 'retry' then\n"
-    "        redis.call('ZREM', KEYS[3], id)\n"
-    "        redis.call('SREM', KEYS[6], id)\n"
-    "        redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr))\n"
-    "        redis.call('ZADD', KEYS[2], tonumber(arg), id)\n"
-    "      elseif outcome == 'release' then\n"
-    "        redis.call('ZREM', KEYS[3], id)\n"
-    "        redis.call('SREM', KEYS[6], id)\n"
-    "        make_ready(id, att - 1, ep, prio, maxr)\n"
-    "        ready = ready + 1\n"
-    "      else\n"
-    "        finish(id, arg, now, tonumber(ARGV[i+5]))\n"
-    "      end\n"
+    "  if att then\n"
+    "    ok = 1\n"
+    "    if outcome == 'retry' then\n"
+    "      redis.call('ZREM', KEYS[3], id)\n"
+    "      redis.call('SREM', KEYS[6], id)\n"
+    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, dlv))\n"
+    "      redis.call('ZADD', KEYS[2], tonumber(arg), id)\n"
+    "    elseif outcome == 'release' then\n"
+    "      redis.call('ZREM', KEYS[3], id)\n"
+    "      redis.call('SREM', KEYS[6], id)\n"
+    "      make_ready(id, att - 1, ep, prio, maxr, dlv)\n"
+    "      ready = ready + 1\n"
+    "    else\n"
+    "      finish(id, arg, now, tonumber(ARGV[i+4]))\n"
     "    end\n"
     "  end\n"
     "  out[#out + 1] = ok\n"
@@ -214,49 +225,23 @@ static const char settle_lua[] = LUA_PRELUDE
     "expire_done(now)\n"
     "return out\n";
 
-/* ARGV: now_ms, lease_ms, then per delivery 3 values: id, attempts, epoch.
- * Extends each lease still held by that delivery. Returns per delivery 0
- * (lease lost), 1 (extended) or 2 (extended, and a cancel was requested). */
-static const char heartbeat_lua[] = LUA_PRELUDE
+/* ARGV: now_ms, lease_ms, then per delivery 2 values: id, token. Extends
+ * each lease still held by that delivery. Returns per delivery 0 (lease
+ * lost), 1 (extended) or 2 (extended, and a cancel was requested). */
+static const char heartbeat_lua[] = LUA_PRELUDE LUA_LEASED
     "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local out = {}\n"
-    "for i = 3, #ARGV, 3 do\n"
-    "  local id, att, ep = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local id, tok = ARGV[i], tonumber(ARGV[i+1])\n"
     "  local r = 0\n"
-    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
-    "    local st, matt, mep = parse(m)\n"
-    "    if st == 'r' and matt == att and mep == ep then\n"
-    "      redis.call('ZADD', KEYS[3], now + lease, id)\n"
-    "      r = 1\n"
-    "      if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
-    "    end\n"
+    "  if leased(id, tok) then\n"
+    "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
+    "    r = 1\n"
+    "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
     "  end\n"
     "  out[#out + 1] = r\n"
     "end\n"
     "return out\n";
-
-/* Requeues every leased task of the queue whose token matches, without
- * counting the attempt: the same as settle's "release", kept separate so a
- * worker can hand back all its work in one call at shutdown.
- * ARGV: per delivery 3 values: id, attempts, epoch. Returns how many. */
-static const char release_lua[] = LUA_PRELUDE
-    "local n = 0\n"
-    "for i = 1, #ARGV, 3 do\n"
-    "  local id, att, ep = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2])\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
-    "  if m and redis.call('ZSCORE', KEYS[3], id) then\n"
-    "    local st, matt, mep, prio, maxr = parse(m)\n"
-    "    if st == 'r' and matt == att and mep == ep then\n"
-    "      redis.call('ZREM', KEYS[3], id)\n"
-    "      redis.call('SREM', KEYS[6], id)\n"
-    "      make_ready(id, att - 1, ep, prio, maxr)\n"
-    "      n = n + 1\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "wake(n)\n"
-    "return n\n";
 
 /* The worker registry is not per queue: KEYS[1] is the registry hash
  * (worker id -> JSON), KEYS[2] a ZSET of last heartbeats. ARGV: now_ms,
@@ -300,7 +285,6 @@ static const struct {
     [AIPALQ__SCRIPT_TAKE] = {"take", take_lua},
     [AIPALQ__SCRIPT_SETTLE] = {"settle", settle_lua},
     [AIPALQ__SCRIPT_HEARTBEAT] = {"heartbeat", heartbeat_lua},
-    [AIPALQ__SCRIPT_RELEASE] = {"release", release_lua},
     [AIPALQ__SCRIPT_REGISTRY] = {"registry", registry_lua},
 };
 

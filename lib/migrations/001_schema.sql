@@ -20,9 +20,11 @@ CREATE TABLE aipalq_tasks (
     error_detail     text,
     attempts         integer     NOT NULL DEFAULT 0,
     max_retries      integer     NOT NULL DEFAULT 3,
-    -- bumped on every dispatch made again from PostgreSQL (retry, reconciler):
-    -- with attempts it forms the fencing token of a delivery
+    -- bumped on every dispatch made again from PostgreSQL (retry, reconciler)
     epoch            integer     NOT NULL DEFAULT 0,
+    -- the fencing token of the delivery now or last running: epoch * 1e6 +
+    -- delivery number; only ever grows
+    token            bigint      NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
     started_at       timestamptz,
     completed_at     timestamptz,
@@ -237,5 +239,84 @@ BEGIN
         PERFORM pg_notify('aipalq_outbox', '');
     END IF;
 END $$;
+
+-- Records a batch of worker transitions in one statement. `batch` is a JSON
+-- array of {id, k (kind), tok, att, started, result, err, detail, run_at,
+-- pct, msg}; `started` marks an outcome that also carries the start of its
+-- delivery (the worker folds the two when both wait in one batch);
+-- each id appears at most once (the caller splits batches where an id
+-- repeats). Every update is fenced by the delivery's token: a delivery that
+-- lost its lease cannot change the row. Returns one row per element: whether
+-- it applied and the status the row had before.
+--   running    a delivery started (from a waiting state, or replacing an
+--              older delivery whose end was never recorded)
+--   completed / failed / retrying / cancelled: the delivery's outcome
+--   requeued   its lease expired; waiting again (the attempt counted)
+--   released   handed back by a stopping worker (the attempt not counted)
+--   progress   progress of the running delivery (no event)
+CREATE FUNCTION aipalq_record(batch jsonb, worker text)
+RETURNS TABLE (idx bigint, applied boolean, old_status text)
+LANGUAGE sql AS $$
+WITH x AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(batch)
+        AS (id uuid, k text, tok bigint, att integer, started boolean, result text,
+            err text, detail text, run_at double precision, pct integer, msg text))
+        WITH ORDINALITY AS x(id, k, tok, att, started, result, err, detail, run_at, pct, msg, n)
+), old AS (
+    SELECT x.id, t.status, t.token FROM x JOIN aipalq_tasks t ON t.id = x.id
+), run AS (
+    UPDATE aipalq_tasks t SET status = 'running', attempts = x.att, token = x.tok,
+        epoch = (x.tok / 1000000)::integer, started_at = now(), updated_at = now(),
+        worker_id = worker, run_at = NULL, progress = coalesce(x.pct, 0),
+        progress_message = x.msg
+    FROM x WHERE x.k = 'running' AND t.id = x.id AND t.token < x.tok
+      AND t.status IN ('pending', 'scheduled', 'retrying', 'running')
+    RETURNING t.id
+), fin AS (
+    UPDATE aipalq_tasks t SET status = x.k, updated_at = now(),
+        attempts = x.att, token = x.tok, epoch = (x.tok / 1000000)::integer,
+        worker_id = worker,
+        started_at = CASE WHEN x.started THEN now() ELSE t.started_at END,
+        result = CASE WHEN x.k = 'completed' THEN x.result::jsonb ELSE t.result END,
+        progress = CASE WHEN x.k = 'completed' THEN 100 ELSE t.progress END,
+        error_message = CASE WHEN x.k = 'completed' THEN NULL ELSE x.err END,
+        error_detail = CASE WHEN x.k = 'completed' THEN NULL ELSE x.detail END,
+        completed_at = CASE WHEN x.k = 'retrying' THEN NULL ELSE now() END,
+        run_at = CASE WHEN x.k = 'retrying' THEN to_timestamp(x.run_at / 1000) ELSE NULL END
+    FROM x WHERE x.k IN ('completed', 'failed', 'retrying', 'cancelled') AND t.id = x.id
+      AND ((t.token = x.tok AND t.status = 'running')
+           OR (x.started AND t.token < x.tok
+               AND t.status IN ('pending', 'scheduled', 'retrying', 'running')))
+    RETURNING t.id
+), back AS (
+    UPDATE aipalq_tasks t SET status = 'pending', updated_at = now(), worker_id = NULL,
+        attempts = CASE WHEN x.k = 'released' THEN greatest(x.att - 1, 0) ELSE t.attempts END,
+        error_message = CASE WHEN x.k = 'requeued' THEN x.err ELSE t.error_message END
+    FROM x WHERE x.k IN ('requeued', 'released')
+      AND t.id = x.id AND t.token <= x.tok AND t.status = 'running'
+    RETURNING t.id
+), prog AS (
+    UPDATE aipalq_tasks t SET progress = x.pct, progress_message = x.msg, updated_at = now()
+    FROM x WHERE x.k = 'progress' AND t.id = x.id AND t.token = x.tok AND t.status = 'running'
+    RETURNING t.id
+), done AS (
+    SELECT id FROM run UNION ALL SELECT id FROM fin UNION ALL SELECT id FROM back
+    UNION ALL SELECT id FROM prog
+), ev AS (
+    INSERT INTO aipalq_events (task_id, from_status, to_status, attempt, worker_id, message)
+    SELECT x.id, old.status, 'running', x.att, worker, NULL
+    FROM x JOIN done ON done.id = x.id LEFT JOIN old ON old.id = x.id
+    WHERE x.started
+    UNION ALL
+    SELECT x.id, CASE WHEN x.started THEN 'running' ELSE old.status END,
+           CASE x.k WHEN 'requeued' THEN 'pending' WHEN 'released' THEN 'pending' ELSE x.k END,
+           x.att, worker, x.err
+    FROM x JOIN done ON done.id = x.id LEFT JOIN old ON old.id = x.id
+    WHERE x.k <> 'progress'
+)
+SELECT x.n - 1, done.id IS NOT NULL, old.status
+FROM x LEFT JOIN done ON done.id = x.id LEFT JOIN old ON old.id = x.id
+ORDER BY x.n
+$$;
 
 SELECT aipalq_ensure_partitions();

@@ -1,0 +1,212 @@
+/* The worker engine's internal types, shared by worker.c, job.c, take.c,
+ * recorder.c, heartbeat.c, prefork.c and registry.c. */
+#ifndef AIPALQ_WORKER_INTERNAL_H
+#define AIPALQ_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "aipal/worker.h"
+#include "internal.h"
+
+#define AIPALQ__WORKER_MAGIC 0x4149574bu /* "AIWK" */
+#define AIPALQ__JOB_MAGIC 0x41494a42u    /* "AIJB" */
+#define AIPALQ__MAX_QUEUES 64
+/* Records waiting for the recorder beyond which the dispatcher stops taking
+ * work (PostgreSQL is slow or down: do not run what cannot be recorded). */
+#define AIPALQ__RECORDER_BACKLOG 4000
+/* How long a prefork handler may ignore a cancel before it is killed. */
+#define AIPALQ__CANCEL_GRACE_MS 5000
+
+typedef enum job_outcome {
+    JOB_NO_OUTCOME,
+    JOB_COMPLETED,
+    JOB_FAILED,
+} job_outcome;
+
+struct aipalq_job {
+    uint32_t magic;
+    aipalq_worker *w;
+    char id[AIPALQ_ID_SIZE];
+    char *type, *queue, *params, *user_id;
+    int priority, attempt, max_retries;
+    int64_t token;
+    aipalq__type settings;  /* the type's backoff, limits and TTL */
+    int64_t started_mono;   /* when the handler started; 0 before */
+    int64_t taken_mono;
+    atomic_int cancel;      /* a cancel was requested */
+    atomic_int soft_passed; /* the soft limit has passed */
+    atomic_int lease_lost;  /* a heartbeat found the lease gone */
+    atomic_int abandoned;   /* ended without the handler (hard limit, shutdown) */
+    atomic_int running;     /* the handler is running */
+    bool soft_notified;
+    /* What the handler set. */
+    job_outcome outcome;
+    char *result, *err_msg, *err_detail;
+    int retryable;
+    /* Prefork: in a child, the socket to the parent (-1 elsewhere). */
+    int child_fd;
+    /* Step API: the job was taken by aipalq_worker_next and not yet ended. */
+    bool step;
+    bool ended;
+    char errmsg[256];
+    struct aipalq_job *next; /* in the worker's in-flight list */
+    struct aipalq_job *prev;
+    struct aipalq_job *next_ready; /* in the ready queue */
+};
+
+/* One transition for the recorder to write (PostgreSQL, then Redis). */
+typedef struct aipalq__record {
+    char kind[12]; /* running, completed, failed, retrying, cancelled, requeued, released, progress */
+    char id[AIPALQ_ID_SIZE];
+    char queue[AIPALQ_MAX_NAME_LEN + 1];
+    int64_t token;
+    int attempt;
+    char *result, *err, *detail, *msg;
+    int64_t run_at_ms; /* retrying: when due */
+    int pct;
+    int64_t ttl_ms; /* outcome cache TTL in Redis */
+    bool redis_done; /* Redis already settled (reclaims made by the take script) */
+    bool started;    /* an outcome that also carries its delivery's start */
+    /* Step API: the caller waits for this record to be written. */
+    struct aipalq__sync *sync;
+    struct aipalq__record *next;
+} aipalq__record;
+
+typedef struct aipalq__sync {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    bool applied;
+    aipalq_status status;
+    char message[256];
+} aipalq__sync;
+
+typedef struct aipalq__handler {
+    char type[AIPALQ_MAX_NAME_LEN + 1];
+    aipalq_handler_fn fn;
+    void *userdata;
+} aipalq__handler;
+
+typedef struct aipalq__child {
+    pid_t pid;
+    int fd; /* parent's end of the socket pair */
+    int tasks_done;
+} aipalq__child;
+
+struct aipalq_worker {
+    uint32_t magic;
+    char id[129];
+    char host[256];
+    /* Configuration (the client carries URLs, namespace and types). */
+    aipalq_client *cfg;
+    aipalq__handler *handlers;
+    size_t nhandlers;
+    char *queues[AIPALQ__MAX_QUEUES];
+    size_t nqueues;
+    int fair_every;
+    int concurrency, prefetch;
+    aipalq_worker_mode mode;
+    int64_t lease_ms, shutdown_ms, maintenance_ms;
+    int recycle_tasks;
+    int64_t recycle_rss_kb;
+    aipalq_soft_limit_fn soft_fn;
+    void *soft_ud;
+    int64_t started_ms;
+    /* Connections: one client per thread that talks to the servers. */
+    aipalq_client *main; /* dispatcher / step caller */
+    /* Shared state, guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t slot_cv;  /* a handler slot freed, or stop */
+    pthread_cond_t ready_cv; /* a job is ready for a handler, or stop */
+    aipalq_job *inflight;    /* every leased job */
+    aipalq_job *ready_head, *ready_tail;
+    int nready, nrunning;
+    volatile sig_atomic_t stop; /* 0 run, 1 graceful, 2 fast */
+    bool running_loop;
+    bool runtime_started;
+    pthread_t *slot_threads;
+    int nslot_threads;
+    int live_slots; /* slot threads not yet returned, guarded by mu */
+    pthread_t heartbeat_thread, recorder_thread;
+    atomic_int heartbeat_stop;
+    /* The recorder's queue, guarded by rec_mu. */
+    pthread_mutex_t rec_mu;
+    pthread_cond_t rec_cv;
+    pthread_cond_t rec_idle_cv;
+    aipalq__record *rec_head, *rec_tail;
+    int rec_count;
+    bool rec_busy;
+    atomic_int recorder_stop;
+    /* Counters. */
+    atomic_llong n_completed, n_failed, n_retried, n_cancelled, n_stale, n_running;
+    atomic_llong last_progress_mono;
+    unsigned take_round;
+    char errmsg[AIPALQ__ERRMSG_SIZE];
+};
+
+/* worker.c */
+bool aipalq__worker_ok(const aipalq_worker *w);
+aipalq_client *aipalq__worker_client(aipalq_worker *w);
+void aipalq__worker_set_err(aipalq_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const aipalq__handler *aipalq__worker_handler(const aipalq_worker *w, const char *type);
+/* A slot finished with a job: removes and frees it, frees the slot. */
+void aipalq__slot_done(aipalq_worker *w, aipalq_job *job);
+/* Under mu: the next job for a slot, or NULL when stopping. */
+aipalq_job *aipalq__pop_ready(aipalq_worker *w);
+/* A slot thread is returning. */
+void aipalq__slot_exit(aipalq_worker *w);
+/* Records a "released" end for a job that will not run here. */
+void aipalq__release_job(aipalq_worker *w, aipalq_job *job);
+/* Under mu: adds / removes a job of the in-flight list. */
+void aipalq__inflight_add(aipalq_worker *w, aipalq_job *job);
+void aipalq__inflight_remove(aipalq_worker *w, aipalq_job *job);
+
+/* job.c */
+aipalq_job *aipalq__job_new(aipalq_worker *w, const char *queue, const char *payload, int attempt,
+                            int64_t token);
+void aipalq__job_destroy(aipalq_job *job);
+/* Builds the outcome record of a job from what its handler set (or from the
+ * reason it ended without one). */
+aipalq__record *aipalq__job_outcome_record(aipalq_job *job);
+aipalq__record *aipalq__job_failure_record(aipalq_job *job, const char *msg, const char *detail,
+                                           bool retryable);
+aipalq__record *aipalq__record_new(const char *kind, const aipalq_job *job);
+void aipalq__record_free(aipalq__record *r);
+
+/* take.c */
+/* Takes up to `max` tasks from the worker's queues, in order. Jobs go to
+ * *jobs (a malloc'd array the caller frees), their running records and any
+ * reclaimed leases to the recorder. *next_due_ms gets the earliest scheduled
+ * time seen, or -1. */
+aipalq_status aipalq__take(aipalq_worker *w, aipalq_client *c, int max, aipalq_job ***jobs,
+                           int *njobs, int64_t *next_due_ms);
+/* Blocks until a wake token arrives on one of the queues or timeout_ms
+ * passes. */
+aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms);
+
+/* recorder.c */
+aipalq_status aipalq__recorder_start(aipalq_worker *w);
+void aipalq__recorder_push(aipalq_worker *w, aipalq__record *r);
+/* Waits until every pushed record has been written (or gives up at
+ * deadline_mono). */
+void aipalq__recorder_drain(aipalq_worker *w, int64_t deadline_mono);
+void aipalq__recorder_stop(aipalq_worker *w);
+int aipalq__recorder_backlog(aipalq_worker *w);
+
+/* heartbeat.c */
+aipalq_status aipalq__heartbeat_start(aipalq_worker *w);
+void aipalq__heartbeat_stop(aipalq_worker *w);
+
+/* prefork.c */
+/* Runs jobs from the ready queue through one child process; the body of a
+ * prefork slot thread. */
+void *aipalq__prefork_slot(void *arg);
+
+/* registry.c */
+aipalq_status aipalq__registry_publish(aipalq_worker *w, aipalq_client *c, bool leaving);
+
+#endif
