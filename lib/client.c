@@ -61,6 +61,7 @@ void aipalq_client_free(aipalq_client *c)
 {
     if (!aipalq__client_ok(c))
         return;
+    aipalq__redis_ensure(c); /* reads replies of dispatches sent ahead */
     aipalq__redis_drop(c);
     if (c->pg)
         PQfinish(c->pg);

@@ -52,7 +52,8 @@ typedef struct call {
     aipalq__argv args;
 } call;
 
-aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n)
+aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n,
+                               bool send_only)
 {
     if (n == 0)
         return AIPALQ_OK;
@@ -101,6 +102,17 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
     for (; st == AIPALQ_OK && appended < ncalls; appended++)
         st = aipalq__script_append(c, AIPALQ__SCRIPT_DISPATCH, AIPALQ__NQKEYS,
                                    &calls[appended].args);
+    if (send_only && st == AIPALQ_OK) {
+        int done_writing = 0;
+        while (!done_writing && st == AIPALQ_OK)
+            if (redisBufferWrite(c->redis, &done_writing) != REDIS_OK) {
+                st = aipalq__fail(c, AIPALQ_EREDIS, "Redis: %s", c->redis->errstr);
+                aipalq__redis_drop(c);
+            }
+        if (st == AIPALQ_OK)
+            c->redis_unread += (int)appended;
+        appended = 0;
+    }
     /* Read every reply of what was sent, even after an error, so the
      * connection stays in step. */
     for (size_t k = 0; k < appended; k++) {

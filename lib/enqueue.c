@@ -96,6 +96,18 @@ static aipalq_status read_outcome(aipalq_client *c, aipalq_batch *b, PGresult *r
     return AIPALQ_OK;
 }
 
+/* The single-task fast path: one prepared INSERT. */
+static aipalq_status insert_one(aipalq_client *c, const aipalq__dispatch_item *it)
+{
+    char prio[8], maxr[16], run_at[24];
+    snprintf(prio, sizeof prio, "%d", it->priority);
+    snprintf(maxr, sizeof maxr, "%d", it->max_retries);
+    snprintf(run_at, sizeof run_at, "%lld", (long long)it->run_at_ms);
+    const char *params[] = {it->id,     it->type, it->queue,  prio,
+                            it->params, maxr,     it->user_id, it->run_at_ms ? run_at : NULL};
+    return aipalq__pg_exec_prepared(c, AIPALQ__STMT_INSERT_TASK, 8, params, NULL);
+}
+
 aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_batch *b)
 {
     if (!aipalq__client_ok(c))
@@ -115,17 +127,24 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
     int64_t now = aipalq__now_ms();
     for (size_t i = 0; st == AIPALQ_OK && i < b->count; i++)
         st = prepare_entry(c, &b->entries[i], i, single, now, rows, &items[i]);
-    if (st == AIPALQ_OK && !(json = cJSON_PrintUnformatted(rows)))
+    bool plain_insert = st == AIPALQ_OK && !conn && single && !b->entries[0].opts.idempotency_key;
+    if (plain_insert) {
+        st = insert_one(c, &items[0]);
+    } else if (st == AIPALQ_OK && !(json = cJSON_PrintUnformatted(rows))) {
         st = aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
-    if (st == AIPALQ_OK) {
+    } else if (st == AIPALQ_OK) {
         const char *params[] = {json, conn ? "true" : "false"};
         const char *sql = "SELECT idx, task_id::text, created FROM aipalq_enqueue($1::jsonb, $2)";
         st = conn ? aipalq__pg_exec_on(c, conn, sql, 2, params, &res)
                   : aipalq__pg_exec(c, sql, 2, params, &res);
     }
     size_t ncreated = 0;
-    if (st == AIPALQ_OK)
+    if (st == AIPALQ_OK && plain_insert) {
+        b->entries[0].created = 1;
+        ncreated = 1;
+    } else if (st == AIPALQ_OK) {
         st = read_outcome(c, b, res, items, &ncreated);
+    }
     if (st == AIPALQ_OK) {
         b->enqueued = true;
         aipalq__ok(c);
@@ -133,7 +152,7 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
          * dispatch is reported in the message, not as a failure: the
          * reconciler will dispatch the task. */
         if (!conn) {
-            aipalq_status ds = aipalq__dispatch(c, items, ncreated);
+            aipalq_status ds = aipalq__dispatch(c, items, ncreated, ncreated == 1);
             if (ds != AIPALQ_OK) {
                 char why[AIPALQ__ERRMSG_SIZE / 2];
                 snprintf(why, sizeof why, "%.400s", c->errmsg);

@@ -131,6 +131,8 @@ struct aipalq_client {
     redisContext *redis;
     PGconn *pg;
     bool scripts_loaded;
+    int redis_unread; /* replies of sent-ahead dispatches not yet read */
+    unsigned pg_prepared; /* bit per aipalq__stmt prepared on this connection */
     char script_sha[16][41]; /* by aipalq__script_id, from SCRIPT LOAD */
     aipalq__types types;
     aipalq_status last_status;
@@ -228,6 +230,17 @@ aipalq_status aipalq__pg_exec(aipalq_client *c, const char *sql, int nparams,
 /* The same on a caller's connection, reporting errors on client c. */
 aipalq_status aipalq__pg_exec_on(aipalq_client *c, PGconn *conn, const char *sql, int nparams,
                                  const char *const *values, PGresult **res);
+/* Statements on the hot path, prepared once per connection. */
+typedef enum aipalq__stmt {
+    AIPALQ__STMT_INSERT_TASK,
+    AIPALQ__STMT_GET_TASK,
+    AIPALQ__STMT_RECORD,
+    AIPALQ__STMT_COUNT
+} aipalq__stmt;
+
+/* Runs a prepared statement (preparing it first on a new connection). */
+aipalq_status aipalq__pg_exec_prepared(aipalq_client *c, aipalq__stmt stmt, int nparams,
+                                       const char *const *values, PGresult **res);
 /* Parses a timestamptz column rendered as epoch milliseconds text. */
 int64_t aipalq__pg_ms(const PGresult *res, int row, int col);
 
@@ -277,8 +290,12 @@ typedef struct aipalq__dispatch_item {
 } aipalq__dispatch_item;
 
 /* Dispatches items to Redis, grouped by queue, one pipelined script call per
- * queue-run. Tasks Redis already holds are left alone. */
-aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n);
+ * queue-run. Tasks Redis already holds are left alone. With send_only the
+ * calls are written but their replies are read by the next Redis call of the
+ * client (the caller does not wait a round trip; a failure is the
+ * reconciler's to repair, as for any dispatch after commit). */
+aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n,
+                               bool send_only);
 
 /* Enqueue rows built from a batch; shared by the direct and transactional
  * paths. */

@@ -53,7 +53,7 @@ aipalq_status aipalq_relay_outbox(aipalq_client *c, int max, int64_t *relayed_ou
             .run_at_ms = aipalq__pg_ms(res, i, 9),
         };
     if (st == AIPALQ_OK)
-        st = aipalq__dispatch(c, items, (size_t)rows);
+        st = aipalq__dispatch(c, items, (size_t)rows, false);
     if (st == AIPALQ_OK)
         st = aipalq__pg_exec(c, "COMMIT", 0, NULL, NULL);
     if (st != AIPALQ_OK && c->pg) {

@@ -19,6 +19,7 @@ static void pg_drop(aipalq_client *c)
         PQfinish(c->pg);
         c->pg = NULL;
     }
+    c->pg_prepared = 0;
 }
 
 /* libpq ends messages with a newline; error text reads better without. */
@@ -95,6 +96,66 @@ aipalq_status aipalq__pg_exec(aipalq_client *c, const char *sql, int nparams,
     if (st != AIPALQ_OK && PQstatus(c->pg) != CONNECTION_OK)
         pg_drop(c); /* reconnect on the next call */
     return st;
+}
+
+static const struct {
+    const char *name;
+    const char *sql;
+    int nparams;
+} statements[AIPALQ__STMT_COUNT] = {
+    /* One task, no idempotency key: a plain insert, the cheapest commit. */
+    [AIPALQ__STMT_INSERT_TASK] = {"aipalq_insert_task",
+                                  "INSERT INTO aipalq_tasks (id, type, queue, status, priority,"
+                                  " params, max_retries, run_at, user_id)"
+                                  " VALUES ($1, $2, $3, CASE WHEN $8::bigint IS NULL THEN"
+                                  " 'pending' ELSE 'scheduled' END, $4, $5, $6,"
+                                  " to_timestamp($8::bigint / 1000.0), $7)",
+                                  8},
+    [AIPALQ__STMT_GET_TASK] = {"aipalq_get_task",
+                               "SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks WHERE id = $1",
+                               1},
+    [AIPALQ__STMT_RECORD] = {"aipalq_record",
+                             "SELECT idx, applied, old_status FROM aipalq_record($1::jsonb, $2)",
+                             2},
+};
+
+aipalq_status aipalq__pg_exec_prepared(aipalq_client *c, aipalq__stmt stmt, int nparams,
+                                       const char *const *values, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    aipalq_status st = aipalq__pg_ensure(c);
+    if (st != AIPALQ_OK)
+        return st;
+    if (!(c->pg_prepared & (1u << stmt))) {
+        PGresult *res = PQprepare(c->pg, statements[stmt].name, statements[stmt].sql,
+                                  statements[stmt].nparams, NULL);
+        bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+        char msg[AIPALQ__ERRMSG_SIZE - 64];
+        trim_message(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        PQclear(res);
+        if (!ok) {
+            if (PQstatus(c->pg) != CONNECTION_OK)
+                pg_drop(c);
+            return aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s", msg);
+        }
+        c->pg_prepared |= 1u << stmt;
+    }
+    PGresult *res = PQexecPrepared(c->pg, statements[stmt].name, nparams, values, NULL, NULL, 0);
+    ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+        if (out)
+            *out = res;
+        else
+            PQclear(res);
+        return AIPALQ_OK;
+    }
+    char msg[AIPALQ__ERRMSG_SIZE - 64];
+    trim_message(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+    PQclear(res);
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        pg_drop(c);
+    return aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s", msg);
 }
 
 int64_t aipalq__pg_ms(const PGresult *res, int row, int col)

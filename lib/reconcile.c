@@ -164,7 +164,7 @@ static aipalq_status redispatch(aipalq_client *c, const char *lost, const char *
             .run_at_ms = aipalq__pg_ms(res, i, 9),
         };
     }
-    st = aipalq__dispatch(c, items, n);
+    st = aipalq__dispatch(c, items, n, false);
     if (st == AIPALQ_OK)
         t->redispatched += (int64_t)n;
     free(items);

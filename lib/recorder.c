@@ -241,8 +241,7 @@ static bool write_segment(aipalq_worker *w, aipalq_client *c, aipalq__record **s
         return false;
     const char *params[] = {json, w->id};
     PGresult *res = NULL;
-    aipalq_status st = aipalq__pg_exec(
-        c, "SELECT idx, applied, old_status FROM aipalq_record($1::jsonb, $2)", 2, params, &res);
+    aipalq_status st = aipalq__pg_exec_prepared(c, AIPALQ__STMT_RECORD, 2, params, &res);
     cJSON_free(json);
     if (st != AIPALQ_OK)
         return false;

@@ -19,8 +19,10 @@ void aipalq__redis_drop(aipalq_client *c)
         redisFree(c->redis);
         c->redis = NULL;
     }
-    if (c)
+    if (c) {
         c->scripts_loaded = false;
+        c->redis_unread = 0;
+    }
 }
 
 /* Runs a setup command; on failure records the error and drops the link. */
@@ -59,8 +61,25 @@ static aipalq_status load_scripts(aipalq_client *c)
     return AIPALQ_OK;
 }
 
+/* Reads the replies of dispatches sent ahead. A failed one needs nothing
+ * here: its task is committed and the reconciler dispatches it. */
+static void read_unread(aipalq_client *c)
+{
+    while (c->redis && c->redis_unread > 0) {
+        void *reply = NULL;
+        if (redisGetReply(c->redis, &reply) != REDIS_OK) {
+            aipalq__redis_drop(c);
+            break;
+        }
+        freeReplyObject(reply);
+        c->redis_unread--;
+    }
+}
+
 aipalq_status aipalq__redis_ensure(aipalq_client *c)
 {
+    if (c->redis_unread > 0)
+        read_unread(c);
     if (c->redis && c->redis->err == 0)
         return AIPALQ_OK;
     aipalq__redis_drop(c);

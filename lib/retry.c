@@ -53,7 +53,7 @@ aipalq_status aipalq_retry(aipalq_client *c, const char *id)
         .epoch = atoi(PQgetvalue(res, 0, 8)),
     };
     /* Committed; a failed dispatch is left to the reconciler. */
-    if (aipalq__dispatch(c, &it, 1) != AIPALQ_OK) {
+    if (aipalq__dispatch(c, &it, 1, false) != AIPALQ_OK) {
         char why[AIPALQ__ERRMSG_SIZE / 2];
         snprintf(why, sizeof why, "%.400s", c->errmsg);
         PQclear(res);

@@ -87,8 +87,7 @@ aipalq_status aipalq_get(aipalq_client *c, const char *id, aipalq_task **out)
         return aipalq__fail(c, AIPALQ_EBADID, "'%.40s' is not a task id (a UUID)", id ? id : "");
     PGresult *res;
     const char *params[] = {id};
-    aipalq_status st = aipalq__pg_exec(
-        c, "SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks WHERE id = $1", 1, params, &res);
+    aipalq_status st = aipalq__pg_exec_prepared(c, AIPALQ__STMT_GET_TASK, 1, params, &res);
     if (st != AIPALQ_OK)
         return st;
     if (PQntuples(res) == 0) {
