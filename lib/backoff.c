@@ -19,9 +19,12 @@ int64_t aipalq__backoff_ms(int64_t base_ms, int64_t cap_ms, int jitter_percent, 
         /* Spread over [delay*(1-j), delay*(1+j)) so that tasks that failed
          * together do not come back together. */
         double span = (double)delay * jitter_percent / 100.0;
-        delay = (int64_t)((double)delay - span + 2.0 * span * r);
-        if (delay < 0)
-            delay = 0;
+        double d = (double)delay - span + 2.0 * span * r;
+        /* Converting a double beyond INT64_MAX is undefined: saturate. */
+        if (d >= 9223372036854775807.0)
+            delay = INT64_MAX;
+        else
+            delay = d > 0 ? (int64_t)d : 0;
     }
     return delay;
 }

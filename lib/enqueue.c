@@ -117,6 +117,14 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
     b->enqueued = false;
     if (b->count == 0)
         return aipalq__ok(c);
+    /* A malformed Redis URL is a mistake in the configuration, not an outage
+     * the reconciler could wait out: refuse before committing tasks that
+     * nothing could ever dispatch. */
+    aipalq__redis_target target;
+    char url_err[256];
+    if (!conn && aipalq__redis_url_parse(c->redis_url, &target, url_err, sizeof url_err) !=
+                     AIPALQ_OK)
+        return aipalq__fail(c, AIPALQ_EBADURL, "%s", url_err);
     bool single = b->count == 1;
     cJSON *rows = cJSON_CreateArray();
     aipalq__dispatch_item *items = calloc(b->count, sizeof *items);

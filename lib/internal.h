@@ -54,6 +54,10 @@ aipalq_status aipalq__redis_url_parse(const char *url, aipalq__redis_target *out
 
 /* -------------------------------------------------------------- params */
 
+/* The offset of the first invalid UTF-8 sequence in s[0..n) (overlong forms,
+ * surrogates and code points above U+10FFFF are invalid), or -1. */
+long aipalq__utf8_invalid_at(const unsigned char *s, size_t n);
+
 /* Checks params text: valid JSON, an object, within the size limit. Returns
  * AIPALQ_OK, AIPALQ_EBADJSON, AIPALQ_ENOTOBJECT or AIPALQ_ETOOBIG, with a
  * reason in err. NULL params are valid ({}). */

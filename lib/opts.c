@@ -68,13 +68,15 @@ aipalq_status aipalq_opts_set_run_at_ms(aipalq_opts *o, int64_t unix_ms)
     return AIPALQ_OK;
 }
 
-/* Replaces *slot with a copy of s (NULL clears), bounded in length. */
+/* Replaces *slot with a copy of s (NULL clears), bounded in length. The text
+ * must be UTF-8: PostgreSQL refuses anything else, which would otherwise fail
+ * the enqueue later as AIPALQ_EPG. */
 static aipalq_status set_text(char **slot, const char *s, size_t max)
 {
     char *copy = NULL;
     if (s) {
         size_t n = strlen(s);
-        if (n == 0 || n > max)
+        if (n == 0 || n > max || aipalq__utf8_invalid_at((const unsigned char *)s, n) >= 0)
             return AIPALQ_EINVAL;
         copy = aipalq__strdup(s);
         if (!copy)

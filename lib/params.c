@@ -1,6 +1,7 @@
 /* Checks of the params a task is enqueued with. The text is passed on as it
  * came (PostgreSQL stores it as jsonb), so it must be something PostgreSQL
  * accepts too: valid UTF-8 and no \u0000. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,8 +9,7 @@
 
 #include "internal.h"
 
-/* Returns the offset of the first invalid UTF-8 sequence, or -1. */
-static long utf8_invalid_at(const unsigned char *s, size_t n)
+long aipalq__utf8_invalid_at(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -43,6 +43,71 @@ static long utf8_invalid_at(const unsigned char *s, size_t n)
     return -1;
 }
 
+/* cJSON is more lenient than JSON (and PostgreSQL's json grammar): it takes
+ * numbers such as 01, -01 or 1., raw control characters inside strings and
+ * as white space, and \u escapes without four hex digits. Text that cJSON has
+ * parsed is walked again here and held to RFC 8259, so that what passes the
+ * check is what jsonb stores. Returns the offset of the first offence or -1. */
+static long strict_json_violation(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if ((unsigned char)s[i] < 0x20)
+                    return (long)i;
+                if (s[i] != '\\')
+                    continue;
+                i++;
+                if (i >= n || !strchr("\"\\/bfnrtu", s[i]))
+                    return (long)i;
+                if (s[i] == 'u') {
+                    for (int k = 1; k <= 4; k++)
+                        if (i + k >= n || !isxdigit((unsigned char)s[i + k]))
+                            return (long)i;
+                    i += 4;
+                }
+            }
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i;
+            if (s[i] == '-')
+                i++;
+            if (i < n && s[i] == '0')
+                i++;
+            else if (i < n && s[i] >= '1' && s[i] <= '9')
+                while (i < n && isdigit((unsigned char)s[i]))
+                    i++;
+            else
+                return (long)start;
+            if (i < n && s[i] == '.') {
+                if (++i >= n || !isdigit((unsigned char)s[i]))
+                    return (long)start;
+                while (i < n && isdigit((unsigned char)s[i]))
+                    i++;
+            }
+            if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+                i++;
+                if (i < n && (s[i] == '+' || s[i] == '-'))
+                    i++;
+                if (i >= n || !isdigit((unsigned char)s[i]))
+                    return (long)start;
+                while (i < n && isdigit((unsigned char)s[i]))
+                    i++;
+            }
+            /* A digit right after a complete number: 01, 1.5.3 and the like. */
+            if (i < n && (isdigit((unsigned char)s[i]) || s[i] == '.'))
+                return (long)start;
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            return (long)i;
+        } else {
+            i++;
+        }
+    }
+    return -1;
+}
+
 static bool has_nul_escape(const char *s)
 {
     for (const char *p = strstr(s, "\\u"); p; p = strstr(p + 2, "\\u")) {
@@ -71,7 +136,7 @@ aipalq_status aipalq__json_text_check(const char *params, const char *what, size
         snprintf(err, errlen, "%s are %zu bytes; the limit is %zu bytes", what, n, max);
         return AIPALQ_ETOOBIG;
     }
-    long bad = utf8_invalid_at((const unsigned char *)params, n);
+    long bad = aipalq__utf8_invalid_at((const unsigned char *)params, n);
     if (bad >= 0) {
         snprintf(err, errlen, "%s are not valid UTF-8 (byte %ld)", what, bad);
         return AIPALQ_EBADJSON;
@@ -85,6 +150,11 @@ aipalq_status aipalq__json_text_check(const char *params, const char *what, size
     }
     bool object = cJSON_IsObject(doc);
     cJSON_Delete(doc);
+    long strict = strict_json_violation(params, n);
+    if (strict >= 0) {
+        snprintf(err, errlen, "%s are not valid JSON (near byte %ld)", what, strict);
+        return AIPALQ_EBADJSON;
+    }
     if (object_only && !object) {
         snprintf(err, errlen, "%s must be a JSON object, not another JSON value", what);
         return AIPALQ_ENOTOBJECT;

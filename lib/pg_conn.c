@@ -37,6 +37,17 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
         return AIPALQ_OK;
     pg_drop(c);
+    /* A URL or conninfo string libpq cannot even parse is the caller's
+     * mistake (AIPALQ_EBADURL), whatever words libpq's message uses. */
+    char *perr = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(c->database_url, &perr);
+    if (!parsed) {
+        char msg[AIPALQ__ERRMSG_SIZE - 64];
+        trim_message(msg, sizeof msg, perr ? perr : "out of memory");
+        PQfreemem(perr);
+        return aipalq__fail(c, AIPALQ_EBADURL, "malformed PostgreSQL URL: %s", msg);
+    }
+    PQconninfoFree(parsed);
     char timeout[24];
     /* libpq counts whole seconds, with 1 treated as 2; round up. */
     int64_t secs = (c->connect_timeout_ms + 999) / 1000;

@@ -24,6 +24,11 @@ aipalq_status aipalq_retry(aipalq_client *c, const char *id)
         return AIPALQ_EMISUSE;
     if (!aipalq__uuid_valid(id))
         return aipalq__fail(c, AIPALQ_EBADID, "'%.40s' is not a task id (a UUID)", id ? id : "");
+    /* As for enqueue: a malformed Redis URL is refused before the commit. */
+    aipalq__redis_target target;
+    char url_err[256];
+    if (aipalq__redis_url_parse(c->redis_url, &target, url_err, sizeof url_err) != AIPALQ_OK)
+        return aipalq__fail(c, AIPALQ_EBADURL, "%s", url_err);
     char states[128];
     aipalq__states_into_sql(AIPALQ_STATE_PENDING, AIPALQ__FINAL_STATES, states, sizeof states);
     const char *params[] = {id, states};

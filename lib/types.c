@@ -192,7 +192,10 @@ static bool json_int(aipalq_client *c, const cJSON *obj, const char *key, size_t
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v)
         return true;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble) {
+    /* Range first: converting a double outside int64_t is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9007199254740992.0 &&
+                                v->valuedouble <= 9007199254740992.0) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble) {
         aipalq__fail(c, AIPALQ_EINVAL, "types[%zu].%s must be an integer", idx, key);
         return false;
     }

@@ -1,4 +1,5 @@
 /* Parsing of Redis connection URLs. PostgreSQL URLs are libpq's business. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,13 @@ static bool percent_decode(const char *s, size_t n, char *out, size_t outlen)
         if (s[i] == '%') {
             if (i + 2 >= n)
                 return false;
+            /* Exactly two hex digits: strtol alone would also take a sign or
+             * leading blanks ("%+1", "% 1"). */
+            if (!isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]))
+                return false;
             char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end != '\0' || v <= 0)
+            long v = strtol(hex, NULL, 16);
+            if (v <= 0)
                 return false;
             out[o++] = (char)v;
             i += 2;
