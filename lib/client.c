@@ -104,6 +104,19 @@ aipalq_status aipalq_client_set_timeouts(aipalq_client *c, int64_t connect_ms, i
     return aipalq__ok(c);
 }
 
+aipalq_status aipalq_client_set_synchronous_commit(aipalq_client *c, int on)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    c->async_commit = !on;
+    if (c->pg) {
+        PQfinish(c->pg); /* the setting is part of the connection */
+        c->pg = NULL;
+        c->pg_prepared = 0;
+    }
+    return aipalq__ok(c);
+}
+
 aipalq_status aipalq_client_connect(aipalq_client *c)
 {
     if (!aipalq__client_ok(c))

@@ -132,6 +132,7 @@ struct aipalq_client {
     char ns[AIPALQ_MAX_NAME_LEN + 1];
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;
+    bool async_commit; /* synchronous_commit = off on this client's connection */
     redisContext *redis;
     PGconn *pg;
     bool scripts_loaded;

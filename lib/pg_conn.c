@@ -55,8 +55,12 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
     /* Settings before "dbname" are defaults that the URL may override. */
     const char *keys[] = {"connect_timeout", "application_name", "keepalives",
                           "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "dbname", NULL};
-    const char *vals[] = {timeout, "libaipalq", "1", "10", "5", "3", c->database_url, NULL};
+                          "dbname", NULL, NULL};
+    const char *vals[] = {timeout, "libaipalq", "1", "10", "5", "3", c->database_url, NULL, NULL};
+    if (c->async_commit) {
+        keys[7] = "options";
+        vals[7] = "-c synchronous_commit=off";
+    }
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (!c->pg)
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory connecting to PostgreSQL");

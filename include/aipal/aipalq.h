@@ -151,6 +151,15 @@ AIPALQ_API aipalq_status aipalq_client_set_namespace(aipalq_client *client, cons
 AIPALQ_API aipalq_status aipalq_client_set_timeouts(aipalq_client *client, int64_t connect_ms,
                                                     int64_t command_ms);
 
+/* Durability of this client's enqueues. on = 1 (the default): a call returns
+ * after PostgreSQL has flushed the commit to disk. on = 0: PostgreSQL's
+ * synchronous_commit is off for this client's connection: a commit is on disk
+ * within a fraction of a second (wal_writer_delay), like Redis's appendfsync
+ * everysec; a crash of the operating system (not of PostgreSQL) can lose the
+ * last moment's enqueues. Enqueue then costs no disk flush per call. Applies
+ * from the next connection. Errors: AIPALQ_EMISUSE. */
+AIPALQ_API aipalq_status aipalq_client_set_synchronous_commit(aipalq_client *client, int on);
+
 /* Connects to Redis and PostgreSQL now (otherwise the first call does).
  * Errors: AIPALQ_EBADURL, AIPALQ_EREDIS, AIPALQ_EPG. */
 AIPALQ_API aipalq_status aipalq_client_connect(aipalq_client *client);
