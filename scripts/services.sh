@@ -171,12 +171,12 @@ _svc_pg_init() {
   _svc_log "initdb $AIPALQ_PG_DATA"
   _svc_pg_as_owner initdb -D "$AIPALQ_PG_DATA" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
     >"$pg/initdb.log" 2>&1 || { _svc_log "initdb failed:"; tail -n 30 "$pg/initdb.log" >&2; return 1; }
-  cat >>"$AIPALQ_PG_DATA/postgresql.conf" <<'CONF'
+  cat >>"$AIPALQ_PG_DATA/postgresql.conf" <<CONF
 
 # libaipalq local service (scripts/services.sh)
 listen_addresses = '127.0.0.1'
 max_connections = 200
-shared_buffers = 128MB
+shared_buffers = ${AIPALQ_PG_SHARED_BUFFERS:-128MB}
 fsync = on
 include_if_exists = 'aipalq-runtime.conf'
 CONF
