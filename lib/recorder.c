@@ -342,7 +342,11 @@ static int merge_batch(aipalq__record **batch, int n, id_table *t)
             batch[i] = NULL;
             continue;
         }
-        if ((prev_start || prev_progress) && is_outcome(r) && !r->redis_done) {
+        /* A hand-back cannot carry its delivery's start: aipalq_record
+         * requeues only a running row. Both stay, in order. */
+        bool start_then_release = prev_start && strcmp(r->kind, "released") == 0;
+        if ((prev_start || prev_progress) && is_outcome(r) && !r->redis_done &&
+            !start_then_release) {
             r->started = r->started || prev_start || prev->started;
             batch[t->slot[h] - 1] = NULL;
             aipalq__record_free(prev);
