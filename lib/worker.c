@@ -731,7 +731,9 @@ aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_jo
         int64_t left = deadline - aipalq__monotonic_ms();
         if (left <= 0)
             return AIPALQ_EMPTY;
-        int64_t wait = left;
+        /* At most a second, as in the loop: an expired lease sends no wake,
+         * and only a take reclaims it. */
+        int64_t wait = left < 1000 ? left : 1000;
         if (next_due > 0 && next_due - aipalq__now_ms() < wait)
             wait = next_due - aipalq__now_ms() < 1 ? 1 : next_due - aipalq__now_ms();
         st = aipalq__wait_for_work(w, w->main, wait);
