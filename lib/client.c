@@ -61,7 +61,11 @@ void aipalq_client_free(aipalq_client *c)
 {
     if (!aipalq__client_ok(c))
         return;
-    aipalq__redis_ensure(c); /* reads replies of dispatches sent ahead */
+    /* Reads the replies of dispatches sent ahead; never connects just to
+     * free (a client that did not use Redis, or lost it, would otherwise
+     * block here for the connect timeout). */
+    if (c->redis && c->redis_unread > 0)
+        aipalq__redis_ensure(c);
     aipalq__redis_drop(c);
     if (c->pg)
         PQfinish(c->pg);

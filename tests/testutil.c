@@ -49,15 +49,15 @@ int tu_contains(const char *s, const char *needle)
 
 /* ------------------------------------------------------------ PostgreSQL */
 
-static char scratch_name[64];
 static char *scratch_url;
 static char *original_url;
 
 char *tu_url_with_db(const char *url, const char *dbname)
 {
     size_t n = strlen(url) + strlen(dbname) + 16;
-    char *out = malloc(n);
-    ck_assert_ptr_nonnull(out);
+    char *out = malloc(n); /* also used outside tests: no ck_assert here */
+    if (!out)
+        abort();
     const char *scheme = strstr(url, "://");
     if (!scheme) { /* a conninfo string: a later keyword overrides an earlier one */
         snprintf(out, n, "%s dbname=%s", url, dbname);
@@ -95,25 +95,55 @@ static PGconn *connect_or_die(const char *url)
     return pg;
 }
 
-void tu_scratch_db_begin(const char *tag)
+char *tu_db_create(const char *tag)
 {
     tu_require_services();
-    original_url = strdup(getenv("AIPALQ_DATABASE_URL"));
-    snprintf(scratch_name, sizeof scratch_name, "aipalq_t_%s_%ld", tag, (long)getpid());
-    PGconn *pg = connect_or_die(original_url);
+    const char *base = original_url ? original_url : getenv("AIPALQ_DATABASE_URL");
+    char name[64];
+    snprintf(name, sizeof name, "aipalq_t_%s_%ld", tag, (long)getpid());
+    PGconn *pg = connect_or_die(base);
     char sql[256];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", scratch_name);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     PQclear(PQexec(pg, sql));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", scratch_name);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
     PGresult *res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "FAIL: cannot create the scratch database %s: %s", scratch_name,
+        fprintf(stderr, "FAIL: cannot create the scratch database %s: %s", name,
                 PQresultErrorMessage(res));
         exit(1);
     }
     PQclear(res);
     PQfinish(pg);
-    scratch_url = tu_url_with_db(original_url, scratch_name);
+    return tu_url_with_db(base, name);
+}
+
+void tu_db_drop(char *url)
+{
+    if (!url)
+        return;
+    const char *base = original_url ? original_url : getenv("AIPALQ_DATABASE_URL");
+    /* The name is what follows the last '/' (up to a '?'), or the dbname
+     * keyword that tu_url_with_db appended. */
+    const char *p = strstr(url, "dbname=");
+    p = p ? p + 7 : strrchr(url, '/') + 1;
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(p, "? "), p);
+    PGconn *pg = connect_or_die(base);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fprintf(stderr, "warning: cannot drop %s: %s", name, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(pg);
+    free(url);
+}
+
+void tu_scratch_db_begin(const char *tag)
+{
+    tu_require_services();
+    scratch_url = tu_db_create(tag);
+    original_url = strdup(getenv("AIPALQ_DATABASE_URL"));
     setenv("AIPALQ_DATABASE_URL", scratch_url, 1);
     aipalq_client *c = aipalq_client_new(NULL, NULL);
     if (!c || aipalq_migrate(c) != AIPALQ_OK) {
@@ -128,24 +158,18 @@ void tu_scratch_db_end(void)
 {
     if (!original_url)
         return;
+    char *url = scratch_url;
+    scratch_url = NULL;
+    tu_db_drop(url);
     setenv("AIPALQ_DATABASE_URL", original_url, 1);
-    PGconn *pg = connect_or_die(original_url);
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", scratch_name);
-    PGresult *res = PQexec(pg, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        fprintf(stderr, "warning: cannot drop %s: %s", scratch_name, PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(pg);
-    free(scratch_url);
     free(original_url);
-    scratch_url = original_url = NULL;
+    original_url = NULL;
 }
 
 static PGresult *pg_query(const char *fmt, va_list ap)
 {
-    char sql[4096];
-    vsnprintf(sql, sizeof sql, fmt, ap);
+    char *sql = NULL;
+    ck_assert_int_ge(vasprintf(&sql, fmt, ap), 0);
     PGconn *pg = connect_or_die(tu_db_url());
     PGresult *res = PQexec(pg, sql);
     ExecStatusType st = PQresultStatus(res);
@@ -154,9 +178,10 @@ static PGresult *pg_query(const char *fmt, va_list ap)
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
         PQclear(res);
         PQfinish(pg);
-        ck_abort_msg("SQL failed: %s: %s", sql, msg);
+        ck_abort_msg("SQL failed: %.300s: %s", sql, msg);
     }
     PQfinish(pg);
+    free(sql);
     return res;
 }
 

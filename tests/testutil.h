@@ -45,6 +45,12 @@ const char *tu_unique(const char *prefix, char *buf, size_t len);
 /* `url` with its database name replaced by `dbname` (malloc'd). */
 char *tu_url_with_db(const char *url, const char *dbname);
 
+/* Creates an empty database named after `tag` and this process (dropping a
+ * leftover of that name) and returns its URL (malloc'd). Exits on error. */
+char *tu_db_create(const char *tag);
+/* Drops the database of a URL from tu_db_create, and frees the URL. */
+void tu_db_drop(char *url);
+
 /* Creates a scratch database named after `tag` and this process, migrates
  * it with the library, and points AIPALQ_DATABASE_URL at it. Exits on error. */
 void tu_scratch_db_begin(const char *tag);

@@ -1,9 +1,16 @@
 /* Unit tests of the client handle and of misuse (lib/client.c, batch.c,
  * list.c, task.c): NULL and invalid handles, settings, and the errors a
  * client reports before it needs a server. Public API only. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -314,6 +321,32 @@ START_TEST(test_filter_object)
 }
 END_TEST
 
+START_TEST(test_free_does_not_connect)
+{
+    /* A "Redis" that accepts connections (the kernel completes them into the
+     * backlog) but never answers: freeing a client that never used Redis must
+     * not open a connection to it. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", ntohs(a.sin_port));
+    aipalq_client *c = aipalq_client_new(url, UNREACHABLE_PG);
+    ASSERT_OK(c, aipalq_client_set_timeouts(c, 1000, 1));
+    ASSERT_OK(c, aipalq_type_define(c, "t", "q"));
+    aipalq_client_free(c);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    int conn = accept(fd, NULL, NULL);
+    ck_assert_msg(conn < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+                  "aipalq_client_free connected to Redis");
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("client");
@@ -329,6 +362,7 @@ int main(void)
     tcase_add_test(tc, test_enqueue_checks_before_any_server);
     tcase_add_test(tc, test_batch_object);
     tcase_add_test(tc, test_filter_object);
+    tcase_add_test(tc, test_free_does_not_connect);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
