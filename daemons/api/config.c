@@ -1,0 +1,279 @@
+/* Flags and environment. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <aipal/aipalq.h>
+
+#include "config.h"
+#include "util.h"
+
+#define DEFAULT_MAX_BODY (1024 * 1024 + 64 * 1024)
+
+static const char usage[] =
+    "Usage: aipal-api [OPTION]...\n"
+    "The REST API of the AI-Pal job queue (libaipalq).\n"
+    "\n"
+    "  --listen HOST:PORT        address to listen on (default 127.0.0.1:8000; port 0: any)\n"
+    "                            [AIPAL_API_LISTEN]\n"
+    "  --redis-url URL           Redis of the queue [AIPALQ_REDIS_URL]\n"
+    "  --database-url URL        PostgreSQL of the queue [AIPALQ_DATABASE_URL]\n"
+    "  --namespace NS            Redis key namespace (default aipalq) [AIPALQ_NAMESPACE]\n"
+    "  --keys-file FILE          API keys, one 'ro:KEY' or 'rw:KEY' per line\n"
+    "                            [AIPAL_API_KEYS_FILE]; also AIPALQ_API_KEYS_RW and\n"
+    "                            AIPALQ_API_KEYS_RO (comma-separated). No keys: auth off\n"
+    "  --open-metrics=BOOL       health and metrics need no key (default true)\n"
+    "  --cors-origins LIST       origins allowed by CORS, comma-separated, or '*'\n"
+    "                            [AIPAL_API_CORS_ORIGINS]\n"
+    "  --rate-limit N            requests per second per client (API key or IP); 0 = off\n"
+    "                            (default 0) [AIPAL_API_RATE_LIMIT]\n"
+    "  --rate-burst N            bucket size (default 2 x rate, at least 1)\n"
+    "  --threads N               HTTP worker threads (default 2 x cores, at least 4)\n"
+    "  --max-body-bytes N        largest request body (default 1114112)\n"
+    "  --timeout S               idle connection timeout in seconds (default 30)\n"
+    "  --max-connections N       open connections in all (default 1024)\n"
+    "  --max-connections-per-ip N  open connections per client IP (default 64)\n"
+    "  --max-sse-clients N       event stream subscribers (default 256)\n"
+    "  --events-poll-ms N        how often the event stream polls PostgreSQL (default 250)\n"
+    "  --drain-timeout S         on SIGTERM, wait this long for open requests (default 30)\n"
+    "  --allow-root              run even as root\n"
+    "  --help, --version\n";
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_REDIS,
+    OPT_DATABASE,
+    OPT_NAMESPACE,
+    OPT_KEYS,
+    OPT_OPEN_METRICS,
+    OPT_CORS,
+    OPT_RATE,
+    OPT_BURST,
+    OPT_THREADS,
+    OPT_BODY,
+    OPT_TIMEOUT,
+    OPT_CONNS,
+    OPT_CONNS_IP,
+    OPT_SSE,
+    OPT_POLL,
+    OPT_DRAIN,
+    OPT_ROOT,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"redis-url", required_argument, NULL, OPT_REDIS},
+    {"database-url", required_argument, NULL, OPT_DATABASE},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"keys-file", required_argument, NULL, OPT_KEYS},
+    {"open-metrics", optional_argument, NULL, OPT_OPEN_METRICS},
+    {"cors-origins", required_argument, NULL, OPT_CORS},
+    {"rate-limit", required_argument, NULL, OPT_RATE},
+    {"rate-burst", required_argument, NULL, OPT_BURST},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-body-bytes", required_argument, NULL, OPT_BODY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_CONNS},
+    {"max-connections-per-ip", required_argument, NULL, OPT_CONNS_IP},
+    {"max-sse-clients", required_argument, NULL, OPT_SSE},
+    {"events-poll-ms", required_argument, NULL, OPT_POLL},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+    {"allow-root", no_argument, NULL, OPT_ROOT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+/* HOST:PORT, [V6]:PORT or :PORT. */
+static int parse_listen(api_config *c, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t port;
+    if (!colon || !util_parse_i64(colon + 1, &port) || port < 0 || port > 65535)
+        return -1;
+    const char *host = s;
+    size_t len = (size_t)(colon - s);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']')
+        host++, len -= 2;
+    if (len >= sizeof c->listen_host)
+        return -1;
+    memcpy(c->listen_host, host, len);
+    c->listen_host[len] = '\0';
+    if (!len)
+        snprintf(c->listen_host, sizeof c->listen_host, "0.0.0.0");
+    c->listen_port = (unsigned)port;
+    return 0;
+}
+
+static int parse_uint(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    return util_parse_i64(s, out) && *out >= lo && *out <= hi ? 0 : -1;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (!s || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes"))
+        *out = true;
+    else if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_rate(const char *s, double *out)
+{
+    char *end;
+    double v = s ? strtod(s, &end) : -1;
+    if (!s || *end || v < 0 || v > 1e6)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void set_defaults(api_config *c)
+{
+    memset(c, 0, sizeof *c);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = cores > 2 ? (int)cores * 2 : 4;
+    c->max_body_bytes = DEFAULT_MAX_BODY;
+    c->conn_timeout_s = 30;
+    c->conn_limit = 1024;
+    c->per_ip_limit = 64;
+    c->open_metrics = true;
+    c->drain_timeout_s = 30;
+    c->max_sse_clients = 256;
+    c->events_poll_ms = 250;
+    c->redis_url = env_or("AIPALQ_REDIS_URL", NULL);
+    c->database_url = env_or("AIPALQ_DATABASE_URL", NULL);
+    c->namespace_ = env_or("AIPALQ_NAMESPACE", NULL);
+    c->keys_file = env_or("AIPAL_API_KEYS_FILE", NULL);
+    c->cors_origins = env_or("AIPAL_API_CORS_ORIGINS", NULL);
+    parse_listen(c, "127.0.0.1:8000");
+}
+
+/* Applies one option; -1 on a bad value. */
+static int apply(api_config *c, int opt, const char *arg)
+{
+    int64_t n = 0;
+    int rc = 0;
+    switch (opt) {
+    case OPT_LISTEN:
+        return parse_listen(c, arg);
+    case OPT_REDIS:
+        c->redis_url = arg;
+        return 0;
+    case OPT_DATABASE:
+        c->database_url = arg;
+        return 0;
+    case OPT_NAMESPACE:
+        c->namespace_ = arg;
+        return 0;
+    case OPT_KEYS:
+        c->keys_file = arg;
+        return 0;
+    case OPT_OPEN_METRICS:
+        return parse_bool(arg, &c->open_metrics);
+    case OPT_CORS:
+        c->cors_origins = arg;
+        return 0;
+    case OPT_RATE:
+        return parse_rate(arg, &c->rate_limit);
+    case OPT_BURST:
+        return parse_rate(arg, &c->rate_burst);
+    case OPT_ROOT:
+        c->allow_root = true;
+        return 0;
+    case OPT_THREADS:
+        rc = parse_uint(arg, 1, 1024, &n);
+        c->threads = (int)n;
+        break;
+    case OPT_BODY:
+        rc = parse_uint(arg, 1024, 256 << 20, &n);
+        c->max_body_bytes = (size_t)n;
+        break;
+    case OPT_TIMEOUT:
+        rc = parse_uint(arg, 1, 3600, &n);
+        c->conn_timeout_s = (unsigned)n;
+        break;
+    case OPT_CONNS:
+        rc = parse_uint(arg, 1, 1000000, &n);
+        c->conn_limit = (unsigned)n;
+        break;
+    case OPT_CONNS_IP:
+        rc = parse_uint(arg, 1, 1000000, &n);
+        c->per_ip_limit = (unsigned)n;
+        break;
+    case OPT_SSE:
+        rc = parse_uint(arg, 0, 100000, &n);
+        c->max_sse_clients = (unsigned)n;
+        break;
+    case OPT_POLL:
+        rc = parse_uint(arg, 10, 60000, &n);
+        c->events_poll_ms = (unsigned)n;
+        break;
+    case OPT_DRAIN:
+        rc = parse_uint(arg, 0, 3600, &n);
+        c->drain_timeout_s = (unsigned)n;
+        break;
+    default:
+        return -1;
+    }
+    return rc;
+}
+
+static int apply_env(api_config *c)
+{
+    const char *listen = env_or("AIPAL_API_LISTEN", NULL);
+    if (listen && parse_listen(c, listen) != 0) {
+        fprintf(stderr, "aipal-api: AIPAL_API_LISTEN: expected HOST:PORT\n");
+        return -1;
+    }
+    const char *rate = env_or("AIPAL_API_RATE_LIMIT", NULL);
+    if (rate && parse_rate(rate, &c->rate_limit) != 0) {
+        fprintf(stderr, "aipal-api: AIPAL_API_RATE_LIMIT: expected a number >= 0\n");
+        return -1;
+    }
+    return 0;
+}
+
+int config_parse(api_config *c, int argc, char **argv)
+{
+    set_defaults(c);
+    if (apply_env(c) != 0)
+        return CONFIG_ERROR;
+    int opt;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == OPT_HELP || opt == 'h') {
+            fputs(usage, stdout);
+            return CONFIG_EXIT;
+        }
+        if (opt == OPT_VERSION) {
+            printf("aipal-api (libaipalq %s)\n", aipalq_version_string());
+            return CONFIG_EXIT;
+        }
+        if (opt == '?' || apply(c, opt, optarg) != 0) {
+            fprintf(stderr, "aipal-api: bad option or value: %s (see --help)\n", argv[optind - 1]);
+            return CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aipal-api: unexpected argument: %s\n", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    if (c->rate_limit > 0 && c->rate_burst <= 0)
+        c->rate_burst = c->rate_limit * 2 < 1 ? 1 : c->rate_limit * 2;
+    return CONFIG_OK;
+}
