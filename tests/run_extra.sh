@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test passes that do not fit meson test, run by scripts/test.sh after it (same servers):
+#   tests/install_test.sh  a fresh build installed into a temporary --prefix, used through
+#                          pkg-config by the C and C++ example (meson's 'install' suite covers
+#                          meson install --destdir of the build directory)
+#   tests/valgrind.sh      unit and integration programs of build/ under valgrind memcheck
+# Ends with "N passed, N failed" (the checks of both), exit status non-zero on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+passed=0 failed=0
+# run_counted NAME COMMAND...: adds the "N passed, N failed" of the command's last line, or counts
+# the command as one check when it has no such line.
+run_counted() {
+  local name=$1 out rc=0 last
+  shift
+  out=$(mktemp)
+  echo "=== extra: $name" >&2
+  "$@" 2>&1 | tee "$out" || rc=$?
+  last=$(tail -n 1 "$out")
+  rm -f "$out"
+  if [[ $last =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
+    ((rc == 0 || BASH_REMATCH[2] > 0)) || failed=$((failed + 1))
+  elif ((rc == 0)); then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+}
+
+if ! scripts/build.sh build >/dev/null; then
+  echo "FAIL: build/ does not build" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+run_counted install tests/install_test.sh "$root"
+run_counted valgrind tests/valgrind.sh "$root/build"
+
+echo "$passed passed, $failed failed"
+((failed == 0))
