@@ -51,16 +51,35 @@ START_TEST(test_retries_with_backoff)
     ck_assert_str_eq(evs, "running,retrying,running,retrying,running,failed");
     free(evs);
     ck_assert_int_eq(wt_log_count(&ctx, id, "failed"), 3);
-    /* The waits between a retrying transition and the next start. */
+    /* Each retry started at least its backoff after the previous attempt
+     * started (the handlers' clock), and not much later than that after the
+     * failure was recorded (the events' clock; a little slack for the
+     * recorder). */
     const int64_t delay[] = {200, 400};
+    long long starts[4] = {0};
+    FILE *f = fopen(ctx.log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512], lid[64], what[32];
+    int att;
+    long pid;
+    long long start;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %d %ld %31s %lld", lid, &att, &pid, what, &start) == 5 &&
+            strcmp(lid, id) == 0 && att >= 1 && att <= 3)
+            starts[att] = start;
+    fclose(f);
     for (int n = 0; n < 2; n++) {
+        long long between = starts[n + 2] - starts[n + 1];
+        ck_assert_msg(starts[n + 1] > 0 && between >= delay[n],
+                      "attempt %d started %lld ms after attempt %d, want >= %lld", n + 2, between,
+                      n + 1, (long long)delay[n]);
         long long gap =
             wt_sql_int("WITH e AS (SELECT to_status, at, row_number() OVER (ORDER BY id) AS i "
                        "FROM aipalq_events WHERE task_id = '%s') "
                        "SELECT (extract(epoch FROM (SELECT at FROM e WHERE i = %d) - "
                        "(SELECT at FROM e WHERE i = %d)) * 1000)::bigint",
                        id, 2 * n + 3, 2 * n + 2);
-        ck_assert_msg(gap >= delay[n] - 60 && gap <= delay[n] + 2500,
+        ck_assert_msg(gap >= delay[n] - 150 && gap <= delay[n] + 2500,
                       "retry %d started %lld ms after the failure, want about %lld", n + 1, gap,
                       (long long)delay[n]);
         /* The attempt numbers of the events. */
@@ -119,6 +138,38 @@ START_TEST(test_worker_killed_mid_task)
     ck_assert_str_eq(evs, "running,pending,running,completed");
     free(evs);
     ck_assert_int_eq(wt_log_count(&ctx, id, NULL), 1); /* A never finished its run */
+    int64_t r, s, l;
+    tu_depth(ctx.c, ctx.queue, &r, &s, &l);
+    ck_assert_int_eq(r + s + l, 0);
+    wt_end(&ctx);
+}
+END_TEST
+
+/* The same on the last attempt (max_retries 0): the reclaimed task fails
+ * with "worker lost", and no handler ever completes it. */
+START_TEST(test_worker_killed_on_last_attempt)
+{
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"k.t\",\"queue\":\"@Q\",\"max_retries\":0}]");
+    wt_proc_opts oa = {.lease_ms = 2000, .tag = "A"};
+    pid_t a = wt_proc_start(&ctx, &oa);
+    char id[AIPALQ_ID_SIZE];
+    wt_enqueue(&ctx, "k.t", "{\"sleep_ms\":30000,\"misbehave_attempts\":1}", NULL, id);
+    wt_wait_running_on(&ctx, id, a, 10000);
+    ck_assert_int_eq(kill(a, SIGKILL), 0);
+    wt_proc_wait(a, 5000);
+    wt_proc_opts ob = {.lease_ms = 2000, .tag = "B"};
+    wt_proc_start(&ctx, &ob);
+    wt_wait_state(&ctx, id, AIPALQ_STATE_FAILED, 10000);
+    aipalq_task *t = wt_get(&ctx, id);
+    ck_assert_int_eq(aipalq_task_attempts(t), 1);
+    ck_assert_msg(tu_contains(aipalq_task_error_message(t), "worker lost"), "error: %s",
+                  aipalq_task_error_message(t) ? aipalq_task_error_message(t) : "(null)");
+    aipalq_task_free(t);
+    char *evs = events_of(id);
+    ck_assert_str_eq(evs, "running,failed");
+    free(evs);
+    ck_assert_int_eq(wt_log_count(&ctx, id, NULL), 0);
     int64_t r, s, l;
     tu_depth(ctx.c, ctx.queue, &r, &s, &l);
     ck_assert_int_eq(r + s + l, 0);
@@ -369,6 +420,7 @@ static Suite *suite(void)
     TCase *tc = wt_tcase("faults", 60);
     tcase_add_test(tc, test_retries_with_backoff);
     tcase_add_test(tc, test_worker_killed_mid_task);
+    tcase_add_test(tc, test_worker_killed_on_last_attempt);
     tcase_add_test(tc, test_zombie_outcome_rejected);
     tcase_add_loop_test(tc, test_soft_limit_observed, 0, 2);
     tcase_add_test(tc, test_hard_limit_kills_prefork_handler);
