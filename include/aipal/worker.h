@@ -138,7 +138,9 @@ AIPALQ_API int64_t aipalq_worker_idle_ms(const aipalq_worker *worker);
 /* ----------------------------------------------------------------- steps */
 
 /* Takes one task from the worker's queues, waiting up to timeout_ms (0: do
- * not wait; the wait is a blocking read, no polling). Returns AIPALQ_OK with
+ * not wait; the wait blocks on Redis and wakes when a task is enqueued; it
+ * also looks once a second for leases of dead workers, which send no wake-up).
+ * Returns AIPALQ_OK with
  * *job (end it with aipalq_job_complete / _fail / _release, then free it
  * with aipalq_job_free), AIPALQ_EMPTY when nothing came, or AIPALQ_EREDIS /
  * AIPALQ_EPG. While a job is held, a background thread of the worker extends
