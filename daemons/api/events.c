@@ -43,8 +43,9 @@ static const char created_sql[] =
     " WHERE id >= aipalq_uuid_floor(to_timestamp($1::double precision / 1000)) AND id > $2::uuid"
     " ORDER BY id LIMIT 2000";
 
-static const char cursor_sql[] = "SELECT coalesce((SELECT max(id) FROM aipalq_events), 0),"
-                                 " (extract(epoch FROM now()) * 1000)::bigint";
+/* The last event before the subscriptions began. */
+static const char cursor_sql[] = "SELECT coalesce(max(id), 0) FROM aipalq_events"
+                                 " WHERE at < to_timestamp($1::double precision / 1000)";
 
 typedef struct hole {
     int64_t id, since_ms;
@@ -64,6 +65,7 @@ static struct {
     hole holes[MAX_HOLES];
     size_t nholes;
     int64_t created_ms;                 /* newest creation instant seen */
+    int64_t announce_from_ms;           /* tasks created before are not news */
     char created_after[AIPALQ_ID_SIZE]; /* resume point of a full page */
     idset seen;
     int64_t last_heartbeat_ms;
@@ -252,7 +254,7 @@ static void poll_events(int64_t now)
     PQclear(res);
 }
 
-static void poll_created(int64_t now, bool announce)
+static void poll_created(int64_t now)
 {
     char floor_ms[24];
     snprintf(floor_ms, sizeof floor_ms, "%lld", (long long)(ev.created_ms - OVERLAP_MS));
@@ -262,7 +264,7 @@ static void poll_created(int64_t now, bool announce)
     for (int i = 0; i < n; i++) {
         const char *id = PQgetvalue(res, i, 0);
         int64_t ms = uuid_ms(id);
-        if (idset_add(&ev.seen, id, ms) && announce)
+        if (idset_add(&ev.seen, id, ms) && ms >= ev.announce_from_ms)
             emit_created(res, i);
         if (ms > ev.created_ms && ms <= now + 60000)
             ev.created_ms = ms;
@@ -276,20 +278,24 @@ static void poll_created(int64_t now, bool announce)
     idset_prune(&ev.seen, ev.created_ms - OVERLAP_MS - 1000);
 }
 
-/* Starts from now when the first subscriber arrives. */
+/* Starts from the moment the first subscriber arrived. */
 static bool set_cursors(void)
 {
-    PGresult *res = query(cursor_sql, 0, NULL);
+    char since[24];
+    int64_t since_ms = sse_since_ms();
+    snprintf(since, sizeof since, "%lld", (long long)since_ms);
+    const char *params[] = {since};
+    PGresult *res = query(cursor_sql, 1, params);
     if (!res)
         return false;
     ev.last_event_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    ev.created_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
+    ev.created_ms = since_ms;
+    ev.announce_from_ms = since_ms;
     ev.nholes = 0;
     idset_clear(&ev.seen);
     snprintf(ev.created_after, sizeof ev.created_after, "00000000-0000-0000-0000-000000000000");
     ev.cursors_set = true;
-    poll_created(util_now_ms(), false); /* what exists now is not news */
     return true;
 }
 
@@ -308,7 +314,7 @@ static void round_once(void)
         return;
     if (subscribers && (ev.cursors_set || set_cursors())) {
         poll_events(now);
-        poll_created(now, true);
+        poll_created(now);
     }
     if (counts && ev.pg)
         taskcounts_refresh(ev.pg, now);

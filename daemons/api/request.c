@@ -227,17 +227,28 @@ static bool is_json_media_type(const char *ct)
            strncasecmp(ct + len - 5, "+json", 5) == 0;
 }
 
+static void respond_too_large(api_request *rq)
+{
+    char detail[128];
+    snprintf(detail, sizeof detail, "the body exceeds the limit of %zu bytes",
+             rq->cfg->max_body_bytes);
+    respond_error(rq, 413, "payload_too_large", detail);
+}
+
 /* Body size and media type, from the headers; true when answered. */
 static bool check_body_headers(api_request *rq)
 {
     const char *cl = rq_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t length = 0;
     if (cl && util_parse_i64(cl, &length) && length > (int64_t)rq->cfg->max_body_bytes) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "the body exceeds the limit of %zu bytes",
-                 rq->cfg->max_body_bytes);
-        respond_error(rq, 413, "payload_too_large", detail);
-        return true;
+        /* A body somewhat over the limit is read and dropped, so that the
+         * client sees the 413 instead of a reset connection; a huge one is
+         * refused from the headers and the connection closed. */
+        rq->body_too_large = true;
+        if (length > (int64_t)rq->cfg->max_body_bytes * BODY_DROP_FACTOR) {
+            respond_too_large(rq);
+            return true;
+        }
     }
     bool has_body = length > 0 || rq_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (rq->op->json_body && has_body &&
@@ -327,10 +338,7 @@ void request_dispatch(api_request *rq)
     if (rq->responded)
         return;
     if (rq->body_too_large) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "the body exceeds the limit of %zu bytes",
-                 rq->cfg->max_body_bytes);
-        respond_error(rq, 413, "payload_too_large", detail);
+        respond_too_large(rq);
         return;
     }
     if (parse_body(rq))

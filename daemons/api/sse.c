@@ -35,6 +35,7 @@ typedef struct sse_client {
 static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
 static sse_client *clients;
 static atomic_size_t nclients;
+static atomic_llong since_ms;
 static unsigned max_clients;
 static atomic_bool closing;
 
@@ -147,6 +148,11 @@ void sse_broadcast(const char *task_id, const char *type, const char *queue, con
     pthread_mutex_unlock(&hub_lock);
 }
 
+int64_t sse_since_ms(void)
+{
+    return atomic_load(&since_ms);
+}
+
 void sse_heartbeat(void)
 {
     char ts[40], line[64];
@@ -209,6 +215,8 @@ static bool subscribe(sse_client *c)
     pthread_mutex_lock(&hub_lock);
     bool ok = !closing && atomic_load(&nclients) < max_clients;
     if (ok) {
+        if (!clients)
+            atomic_store(&since_ms, util_now_ms());
         c->next = clients;
         if (clients)
             clients->prev = c;

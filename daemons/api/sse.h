@@ -8,11 +8,16 @@
 #define AIPAL_API_SSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void sse_init(unsigned max_clients);
 
 /* Subscribers now. */
 size_t sse_client_count(void);
+
+/* When the current run of subscriptions began (the first subscriber after
+ * none): events from then on are delivered. Unix ms. */
+int64_t sse_since_ms(void);
 
 /* Sends a frame ("event: ...\ndata: ...\n\n") to every subscriber whose
  * filters match the task's id, type and queue (NULL matches only

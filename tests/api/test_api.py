@@ -143,6 +143,7 @@ class Daemon:
         return out
 
     def stop(self, timeout: float = 20) -> int:
+        """SIGTERM; returns the exit status (1000 when a sanitizer reported anything)."""
         if not self.proc:
             return 0
         if self.proc.poll() is None:
@@ -153,6 +154,9 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise
+        time.sleep(0.05)  # the log reader drains the pipe
+        if any("runtime error:" in line or "Sanitizer" in line for line in self.lines):
+            return 1000
         return rc
 
     def connection(self, timeout: float = 15) -> http.client.HTTPConnection:
@@ -1109,7 +1113,7 @@ class DegradedTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls) -> None:
-        cls.daemon.stop()
+        assert cls.daemon.stop() == 0, "".join(cls.daemon.lines[-20:])
 
     def test_health_names_redis(self) -> None:
         r = self.daemon.get("/api/tasks/health")
@@ -1123,7 +1127,13 @@ class DegradedTest(unittest.TestCase):
         self.assertEqual(r.json["error"], "service_unavailable")
         self.assertEqual(set(r.json), {"error", "detail", "request_id"})
         self.assertNotIn("127.0.0.1", r.json["detail"])
-        logged = [e for e in self.daemon.log_entries() if e.get("request_id") == r.json["request_id"]]
+        deadline = time.time() + 5
+        while True:
+            logged = [e for e in self.daemon.log_entries()
+                      if e.get("request_id") == r.json["request_id"]]
+            if any(e.get("level") == "error" for e in logged) or time.time() > deadline:
+                break
+            time.sleep(0.05)
         self.assertTrue(any(e.get("level") == "error" for e in logged), logged)
 
 
