@@ -11,14 +11,15 @@
 #include "internal.h"
 
 static const char cancel_sql[] =
-    "WITH t AS (SELECT status, queue FROM aipalq_tasks WHERE id = $1),"
+    "WITH t AS (SELECT status, queue, namespace FROM aipalq_tasks WHERE id = $1),"
     " w AS (UPDATE aipalq_tasks SET status = 'cancelled', completed_at = now(), updated_at = now()"
     "       WHERE id = $1 AND status = ANY($2::text[]) RETURNING id),"
     " r AS (UPDATE aipalq_tasks SET cancel_requested = true, updated_at = now()"
     "       WHERE id = $1 AND status = 'running' RETURNING id),"
     " ev AS (INSERT INTO aipalq_events (task_id, from_status, to_status, message)"
     "        SELECT $1, (SELECT status FROM t), 'cancelled', 'cancelled while waiting' FROM w)"
-    " SELECT t.status, t.queue, EXISTS (SELECT 1 FROM w), EXISTS (SELECT 1 FROM r) FROM t";
+    " SELECT t.status, t.queue, EXISTS (SELECT 1 FROM w), EXISTS (SELECT 1 FROM r), t.namespace"
+    " FROM t";
 
 /* A running task that Redis no longer leases cannot be stopped by a worker:
  * end it here. */
@@ -28,13 +29,15 @@ static const char cancel_unleased_sql[] =
     " INSERT INTO aipalq_events (task_id, from_status, to_status, message)"
     " SELECT id, 'running', 'cancelled', 'cancelled; no worker held it' FROM u";
 
-static aipalq_status tell_redis(aipalq_client *c, const char *id, const char *queue,
-                                char *outcome, size_t len)
+/* Tells Redis, in the namespace the task was dispatched in. */
+static aipalq_status tell_redis(aipalq_client *c, const char *id, const char *ns,
+                                const char *queue, char *outcome, size_t len)
 {
     aipalq__argv args;
     aipalq__argv_init(&args);
     redisReply *r = NULL;
-    aipalq_status st = aipalq__push_queue_keys(c, queue, &args) && aipalq__argv_push_str(&args, id)
+    aipalq_status st = aipalq__push_queue_keys_ns(ns, queue, &args) &&
+                               aipalq__argv_push_str(&args, id)
                            ? aipalq__script_call(c, AIPALQ__SCRIPT_CANCEL, AIPALQ__NQKEYS, &args, &r)
                            : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory cancelling");
     if (st == AIPALQ_OK)
@@ -64,9 +67,10 @@ aipalq_status aipalq_cancel(aipalq_client *c, const char *id, aipalq_state *stat
         PQclear(res);
         return aipalq__fail(c, AIPALQ_ENOTFOUND, "no task with id %s", id);
     }
-    char status[32], queue[AIPALQ_MAX_NAME_LEN + 1];
+    char status[32], queue[AIPALQ_MAX_NAME_LEN + 1], ns[AIPALQ_MAX_NAME_LEN + 1];
     snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 0));
     snprintf(queue, sizeof queue, "%s", PQgetvalue(res, 0, 1));
+    snprintf(ns, sizeof ns, "%s", PQgetvalue(res, 0, 4));
     bool withdrawn = PQgetvalue(res, 0, 2)[0] == 't';
     bool requested = PQgetvalue(res, 0, 3)[0] == 't';
     PQclear(res);
@@ -76,7 +80,7 @@ aipalq_status aipalq_cancel(aipalq_client *c, const char *id, aipalq_state *stat
                             "can be cancelled",
                             id, status);
     char outcome[32] = "";
-    st = tell_redis(c, id, queue, outcome, sizeof outcome);
+    st = tell_redis(c, id, ns, queue, outcome, sizeof outcome);
     if (st != AIPALQ_OK && withdrawn) {
         /* Recorded as cancelled; a worker that still takes it will find the
          * row cancelled and drop it, and the reconciler cleans Redis. */

@@ -71,9 +71,11 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
         if (done[i])
             continue;
         const char *queue = items[i].queue;
+        const char *ns = items[i].ns ? items[i].ns : c->ns;
         size_t in_call = DISPATCH_CHUNK;
         for (size_t j = i; j < n && st == AIPALQ_OK; j++) {
-            if (done[j] || strcmp(items[j].queue, queue) != 0)
+            if (done[j] || strcmp(items[j].queue, queue) != 0 ||
+                strcmp(items[j].ns ? items[j].ns : c->ns, ns) != 0)
                 continue;
             if (in_call == DISPATCH_CHUNK) {
                 if (ncalls == cap) {
@@ -88,7 +90,7 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
                 aipalq__argv_init(&calls[ncalls].args);
                 ncalls++;
                 in_call = 0;
-                if (!aipalq__push_queue_keys(c, queue, &calls[ncalls - 1].args) ||
+                if (!aipalq__push_queue_keys_ns(ns, queue, &calls[ncalls - 1].args) ||
                     !aipalq__argv_push_int(&calls[ncalls - 1].args, now))
                     st = aipalq__fail(c, AIPALQ_ENOMEM, "out of memory dispatching");
             }

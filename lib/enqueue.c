@@ -60,6 +60,7 @@ static aipalq_status prepare_entry(aipalq_client *c, struct aipalq_batch_entry *
     bool ok = cJSON_AddStringToObject(row, "id", it->id) &&
               cJSON_AddStringToObject(row, "type", it->type) &&
               cJSON_AddStringToObject(row, "queue", it->queue) &&
+              cJSON_AddStringToObject(row, "ns", c->ns) &&
               cJSON_AddNumberToObject(row, "priority", it->priority) &&
               cJSON_AddStringToObject(row, "params", it->params) &&
               cJSON_AddNumberToObject(row, "max_retries", it->max_retries) &&
@@ -103,9 +104,10 @@ static aipalq_status insert_one(aipalq_client *c, const aipalq__dispatch_item *i
     snprintf(prio, sizeof prio, "%d", it->priority);
     snprintf(maxr, sizeof maxr, "%d", it->max_retries);
     snprintf(run_at, sizeof run_at, "%lld", (long long)it->run_at_ms);
-    const char *params[] = {it->id,     it->type, it->queue,  prio,
-                            it->params, maxr,     it->user_id, it->run_at_ms ? run_at : NULL};
-    return aipalq__pg_exec_prepared(c, AIPALQ__STMT_INSERT_TASK, 8, params, NULL);
+    const char *params[] = {it->id,     it->type, it->queue,   prio,
+                            it->params, maxr,     it->user_id, it->run_at_ms ? run_at : NULL,
+                            c->ns};
+    return aipalq__pg_exec_prepared(c, AIPALQ__STMT_INSERT_TASK, 9, params, NULL);
 }
 
 aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_batch *b)

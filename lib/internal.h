@@ -58,6 +58,12 @@ aipalq_status aipalq__redis_url_parse(const char *url, aipalq__redis_target *out
  * surrogates and code points above U+10FFFF are invalid), or -1. */
 long aipalq__utf8_invalid_at(const unsigned char *s, size_t n);
 
+/* Replaces each byte of s that does not start a valid UTF-8 sequence with
+ * '?', in place, so that free text (error messages from handlers) can go to
+ * PostgreSQL, which refuses the whole statement over one bad byte. NULL is a
+ * no-op. */
+void aipalq__utf8_scrub(char *s);
+
 /* Checks params text: valid JSON, an object, within the size limit. Returns
  * AIPALQ_OK, AIPALQ_EBADJSON, AIPALQ_ENOTOBJECT or AIPALQ_ETOOBIG, with a
  * reason in err. NULL params are valid ({}). */
@@ -221,8 +227,10 @@ enum {
     AIPALQ__K_DONE_EXP,
     AIPALQ__NQKEYS
 };
-/* Pushes all AIPALQ__NQKEYS keys of `queue` onto args (owned by args). */
+/* Pushes all AIPALQ__NQKEYS keys of `queue` onto args (owned by args), in the
+ * client's namespace or (the _ns form) in namespace ns. */
 bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__argv *args);
+bool aipalq__push_queue_keys_ns(const char *ns, const char *queue, aipalq__argv *args);
 
 /* ----------------------------------------------------------- PostgreSQL */
 
@@ -285,6 +293,7 @@ typedef struct aipalq__dispatch_item {
     const char *id;
     const char *type;
     const char *queue;
+    const char *ns; /* NULL: the client's namespace */
     const char *params;
     const char *user_id;
     int priority;

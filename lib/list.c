@@ -50,7 +50,10 @@ static aipalq_status set_filter_text(char **slot, const char *s)
 {
     char *copy = NULL;
     if (s) {
-        if (strlen(s) > AIPALQ__MAX_USER_LEN)
+        /* PostgreSQL refuses a text parameter that is not UTF-8: the
+         * whole query would fail instead of matching nothing. */
+        if (strlen(s) > AIPALQ__MAX_USER_LEN ||
+            aipalq__utf8_invalid_at((const unsigned char *)s, strlen(s)) >= 0)
             return AIPALQ_EINVAL;
         if (!(copy = aipalq__strdup(s)))
             return AIPALQ_ENOMEM;
@@ -114,7 +117,7 @@ static void states_literal(unsigned states, char *out, size_t len)
 #define LIST_WHERE                                                                                 \
     " WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"                                      \
     " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR queue = $3)"                    \
-    " AND ($4::text IS NULL OR user_id = $4)"
+    " AND ($4::text IS NULL OR user_id = $4) AND namespace = $7"
 #define LIST_SQL(dir)                                                                              \
     "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks" LIST_WHERE ") n"      \
     " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks" LIST_WHERE             \
@@ -135,9 +138,9 @@ aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq
     snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
     snprintf(offset, sizeof offset, "%lld", (long long)f->offset);
     const char *params[] = {f->states ? states : NULL, f->type, f->queue, f->user_id, limit,
-                            offset};
+                            offset, c->ns};
     PGresult *res;
-    aipalq_status st = aipalq__pg_exec(c, f->oldest_first ? list_sql_oldest : list_sql_newest, 6,
+    aipalq_status st = aipalq__pg_exec(c, f->oldest_first ? list_sql_oldest : list_sql_newest, 7,
                                        params, &res);
     if (st != AIPALQ_OK)
         return st;

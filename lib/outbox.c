@@ -10,7 +10,8 @@
 
 static const char take_sql[] =
     "WITH o AS (DELETE FROM aipalq_outbox WHERE task_id IN"
-    "   (SELECT task_id FROM aipalq_outbox ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    "   (SELECT o.task_id FROM aipalq_outbox o JOIN aipalq_tasks t ON t.id = o.task_id"
+    "    WHERE t.namespace = $2 ORDER BY o.created_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
     "   RETURNING task_id)"
     " SELECT t.id::text, t.type, t.queue, t.params::text, t.user_id, t.priority, t.max_retries,"
     "   t.attempts, t.epoch, (extract(epoch FROM t.run_at) * 1000)::bigint"
@@ -32,9 +33,9 @@ aipalq_status aipalq_relay_outbox(aipalq_client *c, int max, int64_t *relayed_ou
         return st;
     char limit[16];
     snprintf(limit, sizeof limit, "%d", max);
-    const char *params[] = {limit};
+    const char *params[] = {limit, c->ns};
     PGresult *res = NULL;
-    st = aipalq__pg_exec(c, take_sql, 1, params, &res);
+    st = aipalq__pg_exec(c, take_sql, 2, params, &res);
     aipalq__dispatch_item *items = NULL;
     int rows = st == AIPALQ_OK ? PQntuples(res) : 0;
     if (st == AIPALQ_OK && !(items = calloc((size_t)rows + 1, sizeof *items)))

@@ -43,11 +43,62 @@ long aipalq__utf8_invalid_at(const unsigned char *s, size_t n)
     return -1;
 }
 
+/* PostgreSQL keeps a JSON number as numeric, which holds at most 131072
+ * digits before the decimal point (weight <= 32767 in base-10000 digits) and
+ * 16383 after it (dscale, trailing zeros included); numeric_in refuses an
+ * exponent of INT_MAX/2 or more outright. cJSON reads 1e999999 as infinity
+ * and says nothing. s[0..n) is one number that passed RFC 8259's grammar. */
+static bool pg_numeric_fits(const char *s, size_t n)
+{
+    size_t i = 0;
+    long long before = 0, after = 0, first_sig = -1, k = 0, exp = 0;
+    if (s[i] == '-')
+        i++;
+    for (; i < n && isdigit((unsigned char)s[i]); i++, k++, before++)
+        if (first_sig < 0 && s[i] != '0')
+            first_sig = k;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && isdigit((unsigned char)s[i]); i++, k++, after++)
+            if (first_sig < 0 && s[i] != '0')
+                first_sig = k;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        bool neg = s[++i] == '-';
+        if (s[i] == '+' || s[i] == '-')
+            i++;
+        for (; i < n && isdigit((unsigned char)s[i]); i++)
+            if (exp < 10000000000LL) /* saturates; far past every limit */
+                exp = exp * 10 + (s[i] - '0');
+        exp = neg ? -exp : exp;
+    }
+    if (exp >= 1073741823LL || exp <= -1073741823LL)
+        return false;
+    if (after - exp > 16383) /* dscale */
+        return false;
+    /* the first significant digit's power of ten; zero has no weight */
+    return first_sig < 0 || (before - 1 - first_sig) + exp <= 131071;
+}
+
+void aipalq__utf8_scrub(char *s)
+{
+    if (!s)
+        return;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        long bad = aipalq__utf8_invalid_at((const unsigned char *)s + i, n - i);
+        if (bad < 0)
+            break;
+        s[i + (size_t)bad] = '?';
+        i += (size_t)bad + 1;
+    }
+}
+
 /* cJSON is more lenient than JSON (and PostgreSQL's json grammar): it takes
  * numbers such as 01, -01 or 1., raw control characters inside strings and
- * as white space, and \u escapes without four hex digits. Text that cJSON has
- * parsed is walked again here and held to RFC 8259, so that what passes the
- * check is what jsonb stores. Returns the offset of the first offence or -1. */
+ * as white space, \u escapes without four hex digits, and a byte-order mark
+ * before the text. Text that cJSON has parsed is walked again here and held
+ * to RFC 8259 and to jsonb's numeric range, so that what passes the check is
+ * what jsonb stores (a result that jsonb refused would fail the recorder's
+ * whole group commit). Returns the offset of the first offence or -1. */
 static long strict_json_violation(const char *s, size_t n)
 {
     size_t i = 0;
@@ -99,7 +150,10 @@ static long strict_json_violation(const char *s, size_t n)
             /* A digit right after a complete number: 01, 1.5.3 and the like. */
             if (i < n && (isdigit((unsigned char)s[i]) || s[i] == '.'))
                 return (long)start;
-        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            if (!pg_numeric_fits(s + start, i - start))
+                return (long)start;
+        } else if ((c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') || c >= 0x80) {
+            /* outside strings: control characters, and non-ASCII (a BOM) */
             return (long)i;
         } else {
             i++;

@@ -121,11 +121,11 @@ static const struct {
     /* One task, no idempotency key: a plain insert, the cheapest commit. */
     [AIPALQ__STMT_INSERT_TASK] = {"aipalq_insert_task",
                                   "INSERT INTO aipalq_tasks (id, type, queue, status, priority,"
-                                  " params, max_retries, run_at, user_id)"
+                                  " params, max_retries, run_at, user_id, namespace)"
                                   " VALUES ($1, $2, $3, CASE WHEN $8::bigint IS NULL THEN"
                                   " 'pending' ELSE 'scheduled' END, $4, $5, $6,"
-                                  " to_timestamp($8::bigint / 1000.0), $7)",
-                                  8},
+                                  " to_timestamp($8::bigint / 1000.0), $7, $9)",
+                                  9},
     [AIPALQ__STMT_GET_TASK] = {"aipalq_get_task",
                                "SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks WHERE id = $1",
                                1},

@@ -42,10 +42,10 @@ aipalq_status aipalq_queue_depth(aipalq_client *c, const char *queue, int64_t *r
  * however many million rows the table holds. */
 static const char counts_sql[] =
     "SELECT queue, status, count(*) FROM aipalq_tasks"
-    " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " GROUP BY 1, 2"
+    " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " AND namespace = $1 GROUP BY 1, 2"
     " UNION ALL"
     " SELECT queue, status || '_last_hour', count(*) FROM aipalq_tasks"
-    " WHERE status IN ('completed', 'failed', 'cancelled')"
+    " WHERE status IN ('completed', 'failed', 'cancelled') AND namespace = $1"
     "   AND id >= aipalq_uuid_floor(now() - interval '1 hour') GROUP BY 1, 2";
 
 aipalq_status aipalq_state_counts_json(aipalq_client *c, char **json_out)
@@ -56,7 +56,8 @@ aipalq_status aipalq_state_counts_json(aipalq_client *c, char **json_out)
         return aipalq__fail(c, AIPALQ_EINVAL, "json_out must not be NULL");
     *json_out = NULL;
     PGresult *res;
-    aipalq_status st = aipalq__pg_exec(c, counts_sql, 0, NULL, &res);
+    const char *params[] = {c->ns};
+    aipalq_status st = aipalq__pg_exec(c, counts_sql, 1, params, &res);
     if (st != AIPALQ_OK)
         return st;
     cJSON *all = cJSON_CreateObject();

@@ -18,7 +18,7 @@
 
 static const char page_sql[] =
     "SELECT id::text, queue, status FROM aipalq_tasks"
-    " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " AND id > $1::uuid"
+    " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " AND id > $1::uuid AND namespace = $3"
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
     " ORDER BY id LIMIT " "500";
 
@@ -213,9 +213,9 @@ static aipalq_status reconcile_all(aipalq_client *c, const char *grace, tally *t
     for (;;) {
         if (st != AIPALQ_OK)
             break;
-        const char *params[] = {cursor, grace};
+        const char *params[] = {cursor, grace, c->ns};
         PGresult *res;
-        st = aipalq__pg_exec(c, page_sql, 2, params, &res);
+        st = aipalq__pg_exec(c, page_sql, 3, params, &res);
         if (st != AIPALQ_OK)
             break;
         size_t n = (size_t)PQntuples(res);

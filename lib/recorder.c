@@ -61,6 +61,11 @@ static char *segment_json(aipalq__record **seg, int n)
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; arr && i < n; i++) {
         aipalq__record *r = seg[i];
+        /* Handlers' free text may hold any bytes; one that is not UTF-8
+         * would make PostgreSQL refuse the whole segment, again and again. */
+        aipalq__utf8_scrub(r->err);
+        aipalq__utf8_scrub(r->detail);
+        aipalq__utf8_scrub(r->msg);
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(arr, o)) {
             cJSON_Delete(o);

@@ -312,16 +312,26 @@ aipalq_status aipalq__script_reply(aipalq_client *c, aipalq__script_id id, int n
     return AIPALQ_OK;
 }
 
-char *aipalq__qkey(const aipalq_client *c, const char *queue, const char *suffix)
+static char *qkey_ns(const char *ns, const char *queue, const char *suffix)
 {
-    size_t n = strlen(c->ns) + strlen(queue) + strlen(suffix) + 6;
+    size_t n = strlen(ns) + strlen(queue) + strlen(suffix) + 6;
     char *k = malloc(n);
     if (k)
-        snprintf(k, n, "%s:{%s}:%s", c->ns, queue, suffix);
+        snprintf(k, n, "%s:{%s}:%s", ns, queue, suffix);
     return k;
 }
 
+char *aipalq__qkey(const aipalq_client *c, const char *queue, const char *suffix)
+{
+    return qkey_ns(c->ns, queue, suffix);
+}
+
 bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__argv *args)
+{
+    return aipalq__push_queue_keys_ns(c->ns, queue, args);
+}
+
+bool aipalq__push_queue_keys_ns(const char *ns, const char *queue, aipalq__argv *args)
 {
     static const char *const suffix[AIPALQ__NQKEYS] = {
         [AIPALQ__K_READY] = "ready",   [AIPALQ__K_SCHED] = "sched", [AIPALQ__K_LEASES] = "leases",
@@ -330,7 +340,7 @@ bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__
         [AIPALQ__K_DONE_EXP] = "done_exp",
     };
     for (int i = 0; i < AIPALQ__NQKEYS; i++)
-        if (!aipalq__argv_push_owned(args, aipalq__qkey(c, queue, suffix[i])))
+        if (!aipalq__argv_push_owned(args, qkey_ns(ns, queue, suffix[i])))
             return false;
     return true;
 }

@@ -13,7 +13,8 @@ static const char retry_sql[] =
     "       progress_message = NULL, cancel_requested = false, started_at = NULL,"
     "       completed_at = NULL, worker_id = NULL, run_at = NULL, updated_at = now()"
     "       WHERE id = $1 AND status = ANY($2::text[])"
-    "       RETURNING id::text, type, queue, params::text, user_id, priority, max_retries, epoch),"
+    "       RETURNING id::text, type, queue, params::text, user_id, priority, max_retries, epoch,"
+    "         namespace),"
     " ev AS (INSERT INTO aipalq_events (task_id, from_status, to_status, message)"
     "        SELECT $1, (SELECT status FROM t), 'pending', 'retried by request' FROM u)"
     " SELECT t.status, u.* FROM t LEFT JOIN u ON true";
@@ -56,6 +57,7 @@ aipalq_status aipalq_retry(aipalq_client *c, const char *id)
         .priority = atoi(PQgetvalue(res, 0, 6)),
         .max_retries = atoi(PQgetvalue(res, 0, 7)),
         .epoch = atoi(PQgetvalue(res, 0, 8)),
+        .ns = PQgetvalue(res, 0, 9),
     };
     /* Committed; a failed dispatch is left to the reconciler. */
     if (aipalq__dispatch(c, &it, 1, false) != AIPALQ_OK) {

@@ -289,8 +289,9 @@ aipalq_status aipalq_worker_set_recycle(aipalq_worker *w, int max_tasks, int64_t
 aipalq_status aipalq_worker_set_id(aipalq_worker *w, const char *id)
 {
     aipalq_status st = configurable(w);
-    if (st == AIPALQ_OK && (!id || !*id || strlen(id) > 128))
-        st = werr(w, AIPALQ_EINVAL, "id must be 1..128 bytes");
+    if (st == AIPALQ_OK && (!id || !*id || strlen(id) > 128 ||
+                            aipalq__utf8_invalid_at((const unsigned char *)id, strlen(id)) >= 0))
+        st = werr(w, AIPALQ_EINVAL, "id must be 1..128 bytes of UTF-8");
     if (st == AIPALQ_OK)
         snprintf(w->id, sizeof w->id, "%s", id);
     return st;
@@ -642,7 +643,8 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
         return werr(w, AIPALQ_EMISUSE, "the worker is already running");
     if (w->nhandlers == 0)
         return werr(w, AIPALQ_EMISUSE, "no handler registered");
-    w->stop = 0;
+    /* A stop requested before the loop started (a signal right after the
+     * handler was installed) is honoured: the loop ends at once. */
     aipalq_status st = start_runtime(w);
     if (st != AIPALQ_OK)
         return st;
@@ -691,6 +693,7 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
     }
     stop_runtime(w, deadline);
     w->running_loop = false;
+    w->stop = 0; /* the worker may be run again */
     w->errmsg[0] = '\0';
     return AIPALQ_OK;
 }

@@ -141,9 +141,12 @@ AIPALQ_API const char *aipalq_client_errmsg(const aipalq_client *client);
 /* The status of the last call on this client. */
 AIPALQ_API aipalq_status aipalq_client_errcode(const aipalq_client *client);
 
-/* Key namespace in Redis (default "aipalq"; 1-64 characters of [A-Za-z0-9_.-]),
- * so that deployments can share one Redis. Set it before the first call that
- * uses Redis. Errors: AIPALQ_EINVAL. */
+/* Namespace of this client (default "aipalq"; 1-64 characters of
+ * [A-Za-z0-9_.-]), so that deployments can share one Redis and one database:
+ * it prefixes every Redis key, is recorded on every task enqueued, and scopes
+ * lists, counts, the reconciler and the outbox relay to its own tasks (a task
+ * id is found by aipalq_get whatever the namespace). Set it before the first
+ * call that uses the servers. Errors: AIPALQ_EINVAL. */
 AIPALQ_API aipalq_status aipalq_client_set_namespace(aipalq_client *client, const char *ns);
 
 /* Timeout for establishing each connection (default 5000 ms) and for each

@@ -36,6 +36,9 @@ CREATE TABLE aipalq_tasks (
     progress         smallint    NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
     progress_message text,
     cancel_requested boolean     NOT NULL DEFAULT false,
+    -- the Redis key namespace the task is dispatched in (deployments sharing
+    -- one database keep to their own tasks)
+    namespace        text        NOT NULL DEFAULT 'aipalq',
     PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);
 
@@ -193,12 +196,12 @@ BEGIN
     IF NOT jsonb_path_exists(batch, '$[*].key') THEN
         -- The common case: one set-based insert for the whole batch.
         INSERT INTO aipalq_tasks (id, type, queue, status, priority, params, max_retries,
-                                  run_at, user_id)
+                                  run_at, user_id, namespace)
         SELECT (x->>'id')::uuid, x->>'type', x->>'queue',
                CASE WHEN x->>'run_at' IS NULL THEN 'pending' ELSE 'scheduled' END,
                (x->>'priority')::smallint, (x->>'params')::jsonb,
                (x->>'max_retries')::integer,
-               to_timestamp((x->>'run_at')::double precision / 1000), x->>'user_id'
+               to_timestamp((x->>'run_at')::double precision / 1000), x->>'user_id', x->>'ns'
         FROM jsonb_array_elements(batch) AS x;
         IF use_outbox THEN
             INSERT INTO aipalq_outbox (task_id)
@@ -218,13 +221,13 @@ BEGIN
         END IF;
         IF holder = new_id THEN
             INSERT INTO aipalq_tasks (id, type, queue, status, priority, params, max_retries,
-                                      run_at, user_id, idempotency_key)
+                                      run_at, user_id, idempotency_key, namespace)
             VALUES (new_id, e->>'type', e->>'queue',
                     CASE WHEN e->>'run_at' IS NULL THEN 'pending' ELSE 'scheduled' END,
                     (e->>'priority')::smallint, (e->>'params')::jsonb,
                     (e->>'max_retries')::integer,
                     to_timestamp((e->>'run_at')::double precision / 1000), e->>'user_id',
-                    e->>'key');
+                    e->>'key', e->>'ns');
             IF use_outbox THEN
                 INSERT INTO aipalq_outbox (task_id) VALUES (new_id);
             END IF;
