@@ -260,8 +260,17 @@ static bool check_body_headers(api_request *rq)
     return false;
 }
 
+bool request_has_body(const api_request *rq)
+{
+    int64_t length = 0;
+    const char *cl = rq_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return rq_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (cl && util_parse_i64(cl, &length) && length > 0);
+}
+
 bool request_admit(api_request *rq)
 {
+    rq->admitted = true;
     rq->route_index = router_match(rq->path, rq->params);
     if (rq->route_index < 0) {
         respond_error(rq, 404, "not_found", "no such route");
@@ -318,14 +327,17 @@ static bool parse_body(api_request *rq)
         return true;
     }
     const char *end = NULL;
+    /* cJSON sets end to the error position on failure as well (its global
+     * error pointer is shared by all threads and not used here). */
     rq->json = cJSON_ParseWithOpts(rq->body, &end, 1);
-    if (!rq->json || (size_t)(end - rq->body) != rq->body_len) {
+    if (rq->json && end != rq->body + rq->body_len) { /* a NUL byte inside the body */
+        cJSON_Delete(rq->json);
+        rq->json = NULL;
+    }
+    if (!rq->json) {
         char detail[128];
-        size_t at = end ? (size_t)(end - rq->body) : 0;
-        if (!rq->json) {
-            const char *e = cJSON_GetErrorPtr();
-            at = e && e >= rq->body && e <= rq->body + rq->body_len ? (size_t)(e - rq->body) : 0;
-        }
+        size_t at =
+            end && end >= rq->body && end <= rq->body + rq->body_len ? (size_t)(end - rq->body) : 0;
         snprintf(detail, sizeof detail, "the body is not valid JSON (at byte %zu)", at);
         respond_error(rq, 400, "invalid_json", detail);
         return true;

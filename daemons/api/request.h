@@ -37,7 +37,8 @@ struct api_request {
     cJSON *json; /* the parsed body of a json_body operation (NULL when empty) */
     unsigned status;
     bool responded;
-    bool stream; /* an event stream: logged when it ends */
+    bool admitted; /* request_admit ran */
+    bool stream;   /* an event stream: logged when it ends */
 };
 
 /* A request header or query parameter; NULL when absent. */
@@ -48,6 +49,9 @@ const char *rq_query(const api_request *rq, const char *name);
  * memory runs out. */
 api_request *request_new(struct MHD_Connection *conn, const api_config *cfg, const char *url,
                          const char *method);
+
+/* Whether the request announces a body (Content-Length > 0 or chunked). */
+bool request_has_body(const api_request *rq);
 
 /* Admission: returns true when a response (an error, or a preflight answer)
  * was queued and the request is finished. */

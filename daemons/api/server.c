@@ -35,7 +35,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         *con_cls = rq;
         metrics_inflight_add(1);
-        request_admit(rq);
+        /* A request with a body is admitted now, so that a refused one is
+         * answered without reading its body (MHD then closes the
+         * connection); one without is admitted with its final call, which
+         * keeps the connection alive whatever the answer. */
+        if (request_has_body(rq))
+            request_admit(rq);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -43,6 +48,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0;
         return keep ? MHD_YES : MHD_NO;
     }
+    if (!rq->admitted && request_admit(rq))
+        return MHD_YES;
     request_dispatch(rq);
     return MHD_YES;
 }
