@@ -61,19 +61,28 @@ static aipalq_status load_scripts(aipalq_client *c)
     return AIPALQ_OK;
 }
 
+static bool is_noscript(const redisReply *r);
+
 /* Reads the replies of dispatches sent ahead. A failed one needs nothing
- * here: its task is committed and the reconciler dispatches it. */
+ * here: its task is committed and the reconciler dispatches it. But a
+ * NOSCRIPT reply means Redis forgot the scripts under this connection (SCRIPT
+ * FLUSH): the link is dropped so that the next call reconnects and loads them
+ * again, instead of every later sent-ahead dispatch failing the same way. */
 static void read_unread(aipalq_client *c)
 {
+    bool lost_scripts = false;
     while (c->redis && c->redis_unread > 0) {
         void *reply = NULL;
         if (redisGetReply(c->redis, &reply) != REDIS_OK) {
             aipalq__redis_drop(c);
             break;
         }
+        lost_scripts = lost_scripts || is_noscript(reply);
         freeReplyObject(reply);
         c->redis_unread--;
     }
+    if (lost_scripts)
+        aipalq__redis_drop(c);
 }
 
 aipalq_status aipalq__redis_ensure(aipalq_client *c)

@@ -3,9 +3,13 @@
  * down it still succeeds and says the dispatch was deferred to the
  * reconciler, which dispatches once Redis answers. With PostgreSQL down
  * nothing is written anywhere. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -209,6 +213,66 @@ START_TEST(test_outbox_survives_redis_outage)
 }
 END_TEST
 
+/* A server that accepts connections (the kernel completes them into the
+ * backlog) and never answers. Returns the listening socket; *port gets its
+ * port. */
+static int silent_server(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+START_TEST(test_redis_silent)
+{
+    /* Redis accepts but never answers: calls give up after the command
+     * timeout instead of hanging, and enqueue still commits. */
+    int port;
+    int fd = silent_server(&port);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+    aipalq_client *c = client(url, NULL);
+    ASSERT_OK(c, aipalq_client_set_timeouts(c, 1000, 300));
+    int64_t ready;
+    aipalq_status st = aipalq_queue_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_msg(st == AIPALQ_EREDIS || st == AIPALQ_ETIMEOUT, "got %s", aipalq_status_name(st));
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    ck_assert(tu_contains(aipalq_client_errmsg(c), "deferred"));
+    ck_assert_int_eq(rows(), 1);
+    int rok = -1, pok = -1;
+    st = aipalq_ping(c, &rok, &pok);
+    ck_assert_int_ne(st, AIPALQ_OK);
+    ck_assert_int_eq(rok, 0);
+    ck_assert_int_eq(pok, 1);
+    aipalq_client_free(c);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_pg_silent)
+{
+    /* PostgreSQL accepts but never answers: the connect timeout ends it. */
+    int port;
+    int fd = silent_server(&port);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://aipalq@127.0.0.1:%d/aipalq", port);
+    aipalq_client *c = client(NULL, url);
+    ASSERT_OK(c, aipalq_client_set_timeouts(c, 1000, 1000));
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_ST(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL), AIPALQ_EPG);
+    ck_assert_int_eq(tu_redis_ns_keys(ns), 0);
+    aipalq_client_free(c);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -222,6 +286,8 @@ int main(void)
     tcase_add_test(tc, test_pg_down_nothing_written);
     tcase_add_test(tc, test_both_down);
     tcase_add_test(tc, test_outbox_survives_redis_outage);
+    tcase_add_test(tc, test_redis_silent);
+    tcase_add_test(tc, test_pg_silent);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -3,8 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
 
 #include "testutil.h"
 
@@ -485,6 +488,225 @@ START_TEST(test_errmsg_cleared_by_success)
 }
 END_TEST
 
+START_TEST(test_concurrent_idempotent_enqueues)
+{
+    /* Many processes enqueue with one key at once: one task, one creator,
+     * the same id for all. */
+    enum { NPROC = 8 };
+    int out[2], gate[2];
+    ck_assert_int_eq(pipe(out), 0);
+    ck_assert_int_eq(pipe(gate), 0);
+    pid_t pids[NPROC];
+    for (int i = 0; i < NPROC; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char b;
+            (void)!read(gate[0], &b, 1);
+            aipalq_client *c = aipalq_client_new(NULL, NULL);
+            aipalq_client_set_namespace(c, ns);
+            aipalq_type_define(c, "t.a", queue);
+            aipalq_opts *o = aipalq_opts_new();
+            aipalq_opts_set_idempotency_key(o, "race");
+            char line[64] = "";
+            int created = -1;
+            char id[AIPALQ_ID_SIZE];
+            aipalq_status st = aipalq_enqueue(c, "t.a", "{}", o, id, &created);
+            if (st == AIPALQ_OK)
+                snprintf(line, sizeof line, "%s %d\n", id, created);
+            else
+                snprintf(line, sizeof line, "ERR %s\n", aipalq_status_name(st));
+            (void)!write(out[1], line, strlen(line));
+            aipalq_opts_free(o);
+            aipalq_client_free(c);
+            _exit(0);
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+    close(out[1]);
+    for (int i = 0; i < NPROC; i++)
+        waitpid(pids[i], NULL, 0);
+    char buf[NPROC * 64 + 1];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(out[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(out[0]);
+    char first[AIPALQ_ID_SIZE] = "";
+    int creators = 0, lines = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        lines++;
+        ck_assert_msg(strncmp(line, "ERR", 3) != 0, "an enqueue failed: %s", line);
+        char id[AIPALQ_ID_SIZE];
+        int created = -1;
+        ck_assert_int_eq(sscanf(line, "%36s %d", id, &created), 2);
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", id);
+        ck_assert_str_eq(id, first);
+        creators += created;
+    }
+    ck_assert_int_eq(lines, NPROC);
+    ck_assert_int_eq(creators, 1);
+    ck_assert_int_eq(task_rows(), 1);
+    aipalq_client *c = tu_client(ns, queue);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_redis_database_from_url)
+{
+    /* redis://host:port/5 works in database 5, not 0. */
+    const char *env = getenv("AIPALQ_REDIS_URL");
+    char url[256];
+    snprintf(url, sizeof url, "%.*s/5", (int)(strrchr(env, '/') - env), env);
+    aipalq_client *c = aipalq_client_new(url, NULL);
+    ASSERT_OK(c, aipalq_client_set_namespace(c, ns));
+    ASSERT_OK(c, aipalq_type_define(c, "t.a", queue));
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    ck_assert_int_eq(tu_redis_ns_keys(ns), 0); /* nothing in database 0 */
+    const char *hp = env + 8;
+    char host[128];
+    int port = 6379;
+    sscanf(hp, "%127[^:]:%d", host, &port);
+    redisContext *r = redisConnect(host, port);
+    ck_assert(r && !r->err);
+    freeReplyObject(redisCommand(r, "SELECT 5"));
+    redisReply *rep = redisCommand(r, "ZCARD %s", key("ready"));
+    ck_assert_int_eq(rep->integer, 1);
+    freeReplyObject(rep);
+    rep = redisCommand(r, "KEYS %s:*", ns);
+    for (size_t i = 0; i < rep->elements; i++)
+        freeReplyObject(redisCommand(r, "DEL %s", rep->element[i]->str));
+    freeReplyObject(rep);
+    redisFree(r);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_largest_params_and_unicode)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    /* Exactly the limit: accepted, stored and dispatched whole. */
+    char *big = malloc(AIPALQ_MAX_PARAMS_BYTES + 1);
+    memcpy(big, "{\"a\":\"", 6);
+    memset(big + 6, 'y', AIPALQ_MAX_PARAMS_BYTES - 8);
+    memcpy(big + AIPALQ_MAX_PARAMS_BYTES - 2, "\"}", 3);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", big, NULL, id, NULL));
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    ck_assert_msg(json_equal(aipalq_task_params(t), big), "big params changed");
+    aipalq_task_free(t);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    char *payload = tu_redis_hget(key("job"), id);
+    ck_assert_uint_gt(strlen(payload), AIPALQ_MAX_PARAMS_BYTES);
+    free(payload);
+    free(big);
+    /* Text beyond ASCII, as it came. */
+    aipalq_opts *o = aipalq_opts_new();
+    ck_assert_int_eq(aipalq_opts_set_user_id(o, "us\xc3\xa9r \xe2\x9c\x93 \"quoted\""), AIPALQ_OK);
+    const char *params = "{\"text\":\"na\xc3\xafve \xf0\x9f\x98\x80 \\\"q\\\" \\n\"}";
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", params, o, id, NULL));
+    aipalq_opts_free(o);
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    ck_assert_str_eq(aipalq_task_user_id(t), "us\xc3\xa9r \xe2\x9c\x93 \"quoted\"");
+    ck_assert_msg(json_equal(aipalq_task_params(t), params), "%s", aipalq_task_params(t));
+    cJSON *j = cJSON_Parse(aipalq_task_json(t));
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "user_id")->valuestring,
+                     "us\xc3\xa9r \xe2\x9c\x93 \"quoted\"");
+    cJSON_Delete(j);
+    aipalq_task_free(t);
+    payload = tu_redis_hget(key("job"), id);
+    cJSON *p = cJSON_Parse(payload);
+    ck_assert_msg(p != NULL, "payload is not JSON: %s", payload);
+    ck_assert_str_eq(cJSON_GetObjectItem(p, "user_id")->valuestring,
+                     "us\xc3\xa9r \xe2\x9c\x93 \"quoted\"");
+    cJSON_Delete(p);
+    free(payload);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_task_json_of_a_finished_task)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    tu_pg_exec("UPDATE aipalq_tasks SET status = 'completed', result = '{\"answer\":[42]}',"
+               " attempts = 1, worker_id = 'w-1', progress = 100,"
+               " started_at = '2026-01-02T03:04:05.250Z', completed_at = '2026-01-02T03:04:07.750Z'"
+               " WHERE id = '%s'",
+               id);
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    ck_assert_int_eq(aipalq_task_state(t), AIPALQ_STATE_COMPLETED);
+    ck_assert_msg(json_equal(aipalq_task_result(t), "{\"answer\":[42]}"), "%s",
+                  aipalq_task_result(t));
+    ck_assert_int_eq(aipalq_task_started_ms(t), 1767323045250LL);
+    ck_assert_int_eq(aipalq_task_completed_ms(t), 1767323047750LL);
+    ck_assert_str_eq(aipalq_task_worker_id(t), "w-1");
+    cJSON *j = cJSON_Parse(aipalq_task_json(t));
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring, "completed");
+    char *r = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "result"));
+    ck_assert_str_eq(r, "{\"answer\":[42]}");
+    free(r);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "started_at")->valuestring, "2026-01-02T03:04:05.250Z");
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "completed_at")->valuestring,
+                     "2026-01-02T03:04:07.750Z");
+    ck_assert(cJSON_GetObjectItem(j, "duration_seconds")->valuedouble == 2.5);
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "progress")->valueint, 100);
+    cJSON_Delete(j);
+    aipalq_task_free(t);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_script_cache_flushed)
+{
+    /* Redis forgets its scripts under a live connection (SCRIPT FLUSH). The
+     * dispatch of the single enqueue that finds out may be lost (it is
+     * committed; the reconciler repairs it), but the client must not go on
+     * losing every later dispatch. */
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    tu_redis_int("SCRIPT FLUSH");
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_msg(ready >= 5, "only %lld of 6 tasks reached Redis after SCRIPT FLUSH",
+                  (long long)ready);
+    /* Batches too. */
+    aipalq_batch *b = aipalq_batch_new();
+    for (int i = 0; i < 3; i++)
+        aipalq_batch_add(b, "t.a", "{}", NULL);
+    tu_redis_int("SCRIPT FLUSH");
+    ASSERT_OK(c, aipalq_enqueue_batch(c, b));
+    ASSERT_OK(c, aipalq_enqueue_batch(c, b));
+    aipalq_batch_free(b);
+    /* The reconciler brings back whatever was lost on the way. */
+    ASSERT_OK(c, aipalq_reconcile(c, 0, NULL, NULL));
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 12);
+    aipalq_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -505,6 +727,11 @@ int main(void)
     tcase_add_test(tc, test_state_counts_json);
     tcase_add_test(tc, test_ping_and_connect);
     tcase_add_test(tc, test_errmsg_cleared_by_success);
+    tcase_add_test(tc, test_concurrent_idempotent_enqueues);
+    tcase_add_test(tc, test_redis_database_from_url);
+    tcase_add_test(tc, test_largest_params_and_unicode);
+    tcase_add_test(tc, test_task_json_of_a_finished_task);
+    tcase_add_test(tc, test_script_cache_flushed);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -332,6 +332,54 @@ START_TEST(test_failed_view)
 }
 END_TEST
 
+START_TEST(test_namespaces_scope_lists)
+{
+    /* Two deployments share the database: each sees only its own tasks in
+     * lists, views and counts; a task id is found whatever the namespace. */
+    aipalq_client *a = tu_client(ns, queue);
+    char other_ns[64];
+    tu_unique("li_other", other_ns, sizeof other_ns);
+    aipalq_client *b = tu_client(other_ns, queue);
+    char ida[AIPALQ_ID_SIZE], idb[AIPALQ_ID_SIZE];
+    ASSERT_OK(a, aipalq_enqueue(a, "t.a", "{}", NULL, ida, NULL));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(b, aipalq_enqueue(b, "t.a", "{}", NULL, idb, NULL));
+    aipalq_filter *f = aipalq_filter_new();
+    aipalq_list *l = run(a, f);
+    ck_assert_int_eq(aipalq_list_total(l), 1);
+    ck_assert_str_eq(aipalq_task_id(aipalq_list_at(l, 0)), ida);
+    aipalq_list_free(l);
+    l = run(b, f);
+    ck_assert_int_eq(aipalq_list_total(l), 3);
+    aipalq_list_free(l);
+    ASSERT_OK(a, aipalq_list_pending(a, 10, 0, &l));
+    ck_assert_int_eq(aipalq_list_total(l), 1);
+    aipalq_list_free(l);
+    char *json = NULL;
+    ASSERT_OK(a, aipalq_state_counts_json(a, &json));
+    ck_assert_msg(tu_contains(json, "\"pending\":1") && !tu_contains(json, "\"pending\":3"),
+                  "counts of a: %s", json);
+    aipalq_free(json);
+    aipalq_task *t = NULL;
+    ASSERT_OK(a, aipalq_get(a, idb, &t));
+    aipalq_task_free(t);
+    /* Cancel and retry act on the task's own namespace in Redis. */
+    ASSERT_OK(a, aipalq_cancel(a, idb, NULL));
+    int64_t ready;
+    tu_depth(b, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 2);
+    ASSERT_OK(a, aipalq_retry(a, idb));
+    tu_depth(b, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 3);
+    tu_depth(a, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    aipalq_filter_free(f);
+    aipalq_client_free(a);
+    aipalq_client_free(b);
+    tu_redis_ns_del(other_ns);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -346,6 +394,7 @@ int main(void)
     tcase_add_test(tc, test_empty_database);
     tcase_add_test(tc, test_pending_view);
     tcase_add_test(tc, test_failed_view);
+    tcase_add_test(tc, test_namespaces_scope_lists);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -266,6 +268,104 @@ START_TEST(test_delayed_tx_task)
 }
 END_TEST
 
+START_TEST(test_concurrent_relays)
+{
+    /* Relays in several processes share the outbox: every task is relayed
+     * exactly once. */
+    enum { NPROC = 4, NTASKS = 300 };
+    aipalq_client *c = tu_client(ns, queue);
+    PGconn *pg = own_connection();
+    aipalq_batch *b = aipalq_batch_new();
+    for (int i = 0; i < NTASKS; i++)
+        aipalq_batch_add(b, "t.a", "{}", NULL);
+    ASSERT_OK(c, aipalq_enqueue_batch_tx(c, pg, b));
+    aipalq_batch_free(b);
+    PQfinish(pg);
+    int out[2], gate[2];
+    ck_assert_int_eq(pipe(out), 0);
+    ck_assert_int_eq(pipe(gate), 0);
+    pid_t pids[NPROC];
+    for (int i = 0; i < NPROC; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char ch;
+            (void)!read(gate[0], &ch, 1);
+            aipalq_client *r = aipalq_client_new(NULL, NULL);
+            aipalq_client_set_namespace(r, ns);
+            long long total = 0;
+            int64_t n = 0;
+            aipalq_status st;
+            while ((st = aipalq_relay_outbox(r, 7, &n)) == AIPALQ_OK && n > 0)
+                total += n;
+            char line[64];
+            snprintf(line, sizeof line, "%lld %d\n", total, (int)st);
+            (void)!write(out[1], line, strlen(line));
+            aipalq_client_free(r);
+            _exit(0);
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+    close(out[1]);
+    for (int i = 0; i < NPROC; i++)
+        waitpid(pids[i], NULL, 0);
+    char buf[NPROC * 64 + 1];
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)got;
+    buf[len] = '\0';
+    close(out[0]);
+    long long sum = 0;
+    int lines = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        long long total = -1;
+        int st = -1;
+        ck_assert_int_eq(sscanf(line, "%lld %d", &total, &st), 2);
+        ck_assert_msg(st == AIPALQ_OK, "a relay failed: %s", aipalq_status_name(st));
+        sum += total;
+        lines++;
+    }
+    ck_assert_int_eq(lines, NPROC);
+    ck_assert_int_eq(sum, NTASKS);
+    ck_assert_int_eq(outbox(), 0);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, NTASKS);
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks WHERE epoch <> 0"), 0);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_namespace_scopes_relay)
+{
+    aipalq_client *a = tu_client(ns, queue);
+    char other_ns[64];
+    tu_unique("ob_other", other_ns, sizeof other_ns);
+    aipalq_client *b = tu_client(other_ns, queue);
+    PGconn *pg = own_connection();
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(a, aipalq_enqueue_tx(a, pg, "t.a", "{}", NULL, id, NULL));
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(b, aipalq_enqueue_tx(b, pg, "t.a", "{}", NULL, id, NULL));
+    ck_assert_int_eq(relay(a), 1);
+    ck_assert_int_eq(outbox(), 2);
+    ck_assert_int_eq(tu_redis_ns_keys(other_ns), 0);
+    ck_assert_int_eq(relay(b), 2);
+    int64_t ready;
+    tu_depth(b, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 2);
+    tu_depth(a, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    PQfinish(pg);
+    aipalq_client_free(a);
+    aipalq_client_free(b);
+    tu_redis_ns_del(other_ns);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -282,6 +382,8 @@ int main(void)
     tcase_add_test(tc, test_idempotency_across_transactions);
     tcase_add_test(tc, test_relay_skips_cancelled);
     tcase_add_test(tc, test_delayed_tx_task);
+    tcase_add_test(tc, test_concurrent_relays);
+    tcase_add_test(tc, test_namespace_scopes_relay);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -257,6 +259,104 @@ START_TEST(test_many_pages)
 }
 END_TEST
 
+START_TEST(test_concurrent_reconcilers)
+{
+    /* Reconcilers in several processes at once: each lost task is
+     * dispatched again exactly once (one holds the lock; the others return
+     * OK with zero counts or find nothing left). */
+    enum { NPROC = 4, NTASKS = 200 };
+    aipalq_client *c = tu_client(ns, queue);
+    aipalq_batch *b = aipalq_batch_new();
+    for (int i = 0; i < NTASKS; i++)
+        aipalq_batch_add(b, "t.a", "{}", NULL);
+    ASSERT_OK(c, aipalq_enqueue_batch(c, b));
+    aipalq_batch_free(b);
+    tu_redis_ns_del(ns);
+    int out[2], gate[2];
+    ck_assert_int_eq(pipe(out), 0);
+    ck_assert_int_eq(pipe(gate), 0);
+    pid_t pids[NPROC];
+    for (int i = 0; i < NPROC; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char ch;
+            (void)!read(gate[0], &ch, 1);
+            aipalq_client *r = aipalq_client_new(NULL, NULL);
+            aipalq_client_set_namespace(r, ns);
+            int64_t redispatched = 0, repaired = 0;
+            aipalq_status st = aipalq_reconcile(r, 0, &redispatched, &repaired);
+            char line[64];
+            snprintf(line, sizeof line, "%lld %d\n", (long long)redispatched, (int)st);
+            (void)!write(out[1], line, strlen(line));
+            aipalq_client_free(r);
+            _exit(0);
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+    close(out[1]);
+    for (int i = 0; i < NPROC; i++)
+        waitpid(pids[i], NULL, 0);
+    char buf[NPROC * 64 + 1];
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)got;
+    buf[len] = '\0';
+    close(out[0]);
+    long long sum = 0;
+    int lines = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        long long n = -1;
+        int st = -1;
+        ck_assert_int_eq(sscanf(line, "%lld %d", &n, &st), 2);
+        ck_assert_msg(st == AIPALQ_OK, "a reconciler failed: %s", aipalq_status_name(st));
+        sum += n;
+        lines++;
+    }
+    ck_assert_int_eq(lines, NPROC);
+    ck_assert_int_eq(sum, NTASKS);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, NTASKS);
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks WHERE epoch = 1"), NTASKS);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_namespace_scopes_reconciler)
+{
+    /* A reconciler dispatches only its own namespace's lost tasks, into its
+     * own keys. */
+    aipalq_client *a = tu_client(ns, queue);
+    char other_ns[64];
+    tu_unique("rc_other", other_ns, sizeof other_ns);
+    aipalq_client *b = tu_client(other_ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(a, aipalq_enqueue(a, "t.a", "{}", NULL, id, NULL));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(b, aipalq_enqueue(b, "t.a", "{}", NULL, id, NULL));
+    int64_t ready;
+    tu_depth(b, queue, &ready, NULL, NULL);
+    tu_redis_ns_del(ns);
+    tu_redis_ns_del(other_ns);
+    reconcile(a, 0, 1, 0);
+    tu_depth(a, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    ck_assert_int_eq(tu_redis_ns_keys(other_ns), 0);
+    reconcile(b, 0, 4, 0);
+    tu_depth(b, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 4);
+    tu_depth(a, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    aipalq_client_free(a);
+    aipalq_client_free(b);
+    tu_redis_ns_del(other_ns);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -272,6 +372,8 @@ int main(void)
     tcase_add_test(tc, test_one_reconciler_at_a_time);
     tcase_add_test(tc, test_final_tasks_not_redispatched);
     tcase_add_test(tc, test_many_pages);
+    tcase_add_test(tc, test_concurrent_reconcilers);
+    tcase_add_test(tc, test_namespace_scopes_reconciler);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

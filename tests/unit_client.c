@@ -48,6 +48,7 @@ static void all_misuse(aipalq_client *c)
     aipalq_filter *f = aipalq_filter_new();
     ck_assert_int_eq(aipalq_client_set_namespace(c, "x"), AIPALQ_EMISUSE);
     ck_assert_int_eq(aipalq_client_set_timeouts(c, 10, 10), AIPALQ_EMISUSE);
+    ck_assert_int_eq(aipalq_client_set_synchronous_commit(c, 0), AIPALQ_EMISUSE);
     ck_assert_int_eq(aipalq_client_connect(c), AIPALQ_EMISUSE);
     ck_assert_int_eq(aipalq_ping(c, &ok1, &ok2), AIPALQ_EMISUSE);
     ck_assert_int_eq(aipalq_migrate(c), AIPALQ_EMISUSE);
