@@ -132,6 +132,7 @@ static int run(const api_config *cfg)
     drain(cfg);
     server_stop();
     events_stop();
+    sse_free();
     log_msg("info", "stopped");
     return 0;
 }

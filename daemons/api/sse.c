@@ -27,9 +27,11 @@ typedef struct sse_client {
     char *buf;
     size_t len, off, cap;
     bool suspended, closed;
+    /* Set when MHD is done with the stream; the hub frees it later. */
+    atomic_bool dead;
     char task_id[AIPALQ_ID_SIZE];
     char type[65], queue[65];
-    struct sse_client *prev, *next;
+    struct sse_client *next;
 } sse_client;
 
 static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -109,21 +111,36 @@ static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
     return n;
 }
 
+/* MHD is done with the stream. No lock here: MHD may call this while
+ * holding its own locks, which the hub takes after its own (wake). */
 static void on_free(void *cls)
 {
     sse_client *c = cls;
-    pthread_mutex_lock(&hub_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (clients == c)
-        clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     atomic_fetch_sub(&nclients, 1);
-    pthread_mutex_unlock(&hub_lock);
+    atomic_store(&c->dead, true);
+}
+
+static void destroy(sse_client *c)
+{
     pthread_mutex_destroy(&c->lock);
     free(c->buf);
     free(c);
+}
+
+/* Unlinks and frees the streams that ended; caller holds hub_lock. A
+ * suspended stream cannot end, so wake() never meets a freed one. */
+static void sweep(void)
+{
+    sse_client **pp = &clients;
+    while (*pp) {
+        sse_client *c = *pp;
+        if (atomic_load(&c->dead)) {
+            *pp = c->next;
+            destroy(c);
+        } else {
+            pp = &c->next;
+        }
+    }
 }
 
 static bool matches(const sse_client *c, const char *task_id, const char *type, const char *queue)
@@ -137,6 +154,7 @@ void sse_broadcast(const char *task_id, const char *type, const char *queue, con
                    size_t len)
 {
     pthread_mutex_lock(&hub_lock);
+    sweep();
     for (sse_client *c = clients; c; c = c->next) {
         if (!matches(c, task_id, type, queue))
             continue;
@@ -159,6 +177,7 @@ void sse_heartbeat(void)
     util_iso8601(util_now_ms(), ts, sizeof ts);
     int n = snprintf(line, sizeof line, ": heartbeat %s\n\n", ts);
     pthread_mutex_lock(&hub_lock);
+    sweep();
     for (sse_client *c = clients; c; c = c->next) {
         pthread_mutex_lock(&c->lock);
         append(c, line, (size_t)n);
@@ -172,11 +191,23 @@ void sse_shutdown(void)
 {
     pthread_mutex_lock(&hub_lock);
     closing = true;
+    sweep();
     for (sse_client *c = clients; c; c = c->next) {
         pthread_mutex_lock(&c->lock);
         c->closed = true;
         wake(c);
         pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&hub_lock);
+}
+
+void sse_free(void)
+{
+    pthread_mutex_lock(&hub_lock);
+    while (clients) {
+        sse_client *c = clients;
+        clients = c->next;
+        destroy(c);
     }
     pthread_mutex_unlock(&hub_lock);
 }
@@ -213,13 +244,12 @@ static bool read_filters(api_request *rq, sse_client *c, cJSON *errors)
 static bool subscribe(sse_client *c)
 {
     pthread_mutex_lock(&hub_lock);
+    sweep();
     bool ok = !closing && atomic_load(&nclients) < max_clients;
     if (ok) {
-        if (!clients)
+        if (atomic_load(&nclients) == 0)
             atomic_store(&since_ms, util_now_ms());
         c->next = clients;
-        if (clients)
-            clients->prev = c;
         clients = c;
         atomic_fetch_add(&nclients, 1);
     }

@@ -32,4 +32,7 @@ void sse_heartbeat(void);
 /* Ends every stream and refuses new ones (shutdown). */
 void sse_shutdown(void);
 
+/* Frees what is left, once the server has stopped. */
+void sse_free(void);
+
 #endif
