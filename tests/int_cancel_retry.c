@@ -262,6 +262,46 @@ START_TEST(test_retry_failed)
 }
 END_TEST
 
+START_TEST(test_cancel_leased_task_is_a_request)
+{
+    /* A task a worker holds (leased in Redis, running in PostgreSQL) is not
+     * withdrawn: the cancel becomes a request its worker sees, and the task
+     * stays running until its handler stops. */
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    tu_depth(c, queue, NULL, NULL, NULL);
+    /* What a worker's take does: ready -> leased, meta state r. */
+    tu_redis_int("ZREM %s %s", key("ready"), id);
+    tu_redis_int("HSET %s %s %s", key("meta"), id, "r 1 0 5 3 1");
+    tu_redis_int("ZADD %s 99999999999999 %s", key("leases"), id);
+    tu_pg_exec("UPDATE aipalq_tasks SET status = 'running', attempts = 1, token = 1,"
+               " worker_id = 'w-1', started_at = now() WHERE id = '%s'",
+               id);
+    int64_t ready, scheduled, leased;
+    tu_depth(c, queue, &ready, &scheduled, &leased);
+    ck_assert_int_eq(ready, 0);
+    ck_assert_int_eq(leased, 1);
+    aipalq_state st = AIPALQ_STATE_CANCELLED;
+    ASSERT_OK(c, aipalq_cancel(c, id, &st));
+    ck_assert_int_eq(st, AIPALQ_STATE_RUNNING);
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    ck_assert_int_eq(aipalq_task_state(t), AIPALQ_STATE_RUNNING);
+    ck_assert_int_eq(aipalq_task_cancel_requested(t), 1);
+    aipalq_task_free(t);
+    ck_assert_int_eq(tu_redis_int("SISMEMBER %s %s", key("cancel"), id), 1);
+    tu_depth(c, queue, &ready, &scheduled, &leased);
+    ck_assert_int_eq(leased, 1); /* still its worker's */
+    /* Asking again is allowed while it runs, and changes nothing. */
+    ASSERT_OK(c, aipalq_cancel(c, id, &st));
+    ck_assert_int_eq(st, AIPALQ_STATE_RUNNING);
+    /* Retry of a running task is illegal. */
+    ASSERT_ST(c, aipalq_retry(c, id), AIPALQ_EILLEGAL);
+    aipalq_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -277,6 +317,7 @@ int main(void)
     tcase_add_test(tc, test_unknown_and_malformed_ids);
     tcase_add_test(tc, test_retry_cancelled);
     tcase_add_test(tc, test_retry_failed);
+    tcase_add_test(tc, test_cancel_leased_task_is_a_request);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -357,6 +357,53 @@ START_TEST(test_namespace_scopes_reconciler)
 }
 END_TEST
 
+START_TEST(test_running_but_waiting_in_redis)
+{
+    /* PostgreSQL says running, Redis has the task waiting again (its lease
+     * was reclaimed and the reclaimer died before recording it): recorded as
+     * pending, nothing dispatched twice. */
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    tu_depth(c, queue, NULL, NULL, NULL);
+    tu_pg_exec("UPDATE aipalq_tasks SET status = 'running', attempts = 1, worker_id = 'w'"
+               " WHERE id = '%s'",
+               id);
+    reconcile(c, 0, 0, 1);
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    ck_assert_int_eq(aipalq_task_state(t), AIPALQ_STATE_PENDING);
+    ck_assert_ptr_null(aipalq_task_worker_id(t));
+    aipalq_task_free(t);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 1);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_lost_retrying_task_waits_for_its_time)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL));
+    tu_depth(c, queue, NULL, NULL, NULL);
+    tu_pg_exec("UPDATE aipalq_tasks SET status = 'retrying', attempts = 1,"
+               " run_at = now() + interval '1 hour' WHERE id = '%s'",
+               id);
+    tu_redis_ns_del(ns);
+    reconcile(c, 0, 1, 0);
+    int64_t ready, scheduled;
+    tu_depth(c, queue, &ready, &scheduled, NULL);
+    ck_assert_int_eq(ready, 0);
+    ck_assert_int_eq(scheduled, 1);
+    char *meta = tu_redis_hget(key("meta"), id);
+    ck_assert_msg(meta && strncmp(meta, "s 1 1 ", 6) == 0, "meta: %s", meta);
+    free(meta);
+    aipalq_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -374,6 +421,8 @@ int main(void)
     tcase_add_test(tc, test_many_pages);
     tcase_add_test(tc, test_concurrent_reconcilers);
     tcase_add_test(tc, test_namespace_scopes_reconciler);
+    tcase_add_test(tc, test_running_but_waiting_in_redis);
+    tcase_add_test(tc, test_lost_retrying_task_waits_for_its_time);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();
