@@ -72,16 +72,6 @@ void respond_take(api_request *rq, unsigned status, const char *content_type, ch
     send_text(rq, status, content_type, data, len);
 }
 
-void respond_copy(api_request *rq, unsigned status, const char *content_type, const void *data,
-                  size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, data, len);
-    send_text(rq, status, content_type, copy, len);
-}
-
 static cJSON *error_body(const char *code)
 {
     cJSON *o = cJSON_CreateObject();

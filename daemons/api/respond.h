@@ -28,10 +28,6 @@ void respond_static(api_request *rq, unsigned status, const char *content_type, 
 void respond_take(api_request *rq, unsigned status, const char *content_type, char *data,
                   size_t len);
 
-/* Sends a copy of `len` bytes. */
-void respond_copy(api_request *rq, unsigned status, const char *content_type, const void *data,
-                  size_t len);
-
 /* {"error": code, "detail": detail, "request_id": ...} */
 void respond_error(api_request *rq, unsigned status, const char *code, const char *detail);
 
