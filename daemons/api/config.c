@@ -1,5 +1,6 @@
 /* Flags and environment. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,11 +116,6 @@ static int parse_listen(api_config *c, const char *s)
     return 0;
 }
 
-static int parse_uint(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    return util_parse_i64(s, out) && *out >= lo && *out <= hi ? 0 : -1;
-}
-
 static int parse_bool(const char *s, bool *out)
 {
     if (!s || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes"))
@@ -162,31 +158,88 @@ static void set_defaults(api_config *c)
     parse_listen(c, "127.0.0.1:8000");
 }
 
+/* The integer options: bounds and where they go. */
+typedef struct int_option {
+    int opt;
+    int64_t lo, hi;
+    size_t offset;
+    size_t size; /* of the field: int/unsigned (4) or size_t (8) */
+} int_option;
+
+#define INT_OPTION(o, lo, hi, field)                                                               \
+    {                                                                                              \
+        (o), (lo), (hi), offsetof(api_config, field), sizeof(((api_config *)0)->field)             \
+    }
+
+static const int_option int_options[] = {
+    INT_OPTION(OPT_THREADS, 1, 1024, threads),
+    INT_OPTION(OPT_BODY, 1024, 256 << 20, max_body_bytes),
+    INT_OPTION(OPT_TIMEOUT, 1, 3600, conn_timeout_s),
+    INT_OPTION(OPT_CONNS, 1, 1000000, conn_limit),
+    INT_OPTION(OPT_CONNS_IP, 1, 1000000, per_ip_limit),
+    INT_OPTION(OPT_SSE, 0, 100000, max_sse_clients),
+    INT_OPTION(OPT_POLL, 10, 60000, events_poll_ms),
+    INT_OPTION(OPT_DRAIN, 0, 3600, drain_timeout_s),
+};
+
+/* 1: not an integer option; 0: applied; -1: bad value. */
+static int apply_int(api_config *c, int opt, const char *arg)
+{
+    for (size_t i = 0; i < sizeof int_options / sizeof int_options[0]; i++) {
+        const int_option *o = &int_options[i];
+        if (o->opt != opt)
+            continue;
+        int64_t n;
+        if (!util_parse_i64(arg, &n) || n < o->lo || n > o->hi)
+            return -1;
+        char *field = (char *)c + o->offset;
+        if (o->size == sizeof(size_t)) {
+            size_t v = (size_t)n;
+            memcpy(field, &v, sizeof v);
+        } else {
+            unsigned v = (unsigned)n; /* int and unsigned share a representation here */
+            memcpy(field, &v, sizeof v);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* The string options: where they go. */
+static const char **string_option(api_config *c, int opt)
+{
+    switch (opt) {
+    case OPT_REDIS:
+        return &c->redis_url;
+    case OPT_DATABASE:
+        return &c->database_url;
+    case OPT_NAMESPACE:
+        return &c->namespace_;
+    case OPT_KEYS:
+        return &c->keys_file;
+    case OPT_CORS:
+        return &c->cors_origins;
+    default:
+        return NULL;
+    }
+}
+
 /* Applies one option; -1 on a bad value. */
 static int apply(api_config *c, int opt, const char *arg)
 {
-    int64_t n = 0;
-    int rc = 0;
+    const char **str = string_option(c, opt);
+    if (str) {
+        *str = arg;
+        return 0;
+    }
+    int rc = apply_int(c, opt, arg);
+    if (rc != 1)
+        return rc;
     switch (opt) {
     case OPT_LISTEN:
         return parse_listen(c, arg);
-    case OPT_REDIS:
-        c->redis_url = arg;
-        return 0;
-    case OPT_DATABASE:
-        c->database_url = arg;
-        return 0;
-    case OPT_NAMESPACE:
-        c->namespace_ = arg;
-        return 0;
-    case OPT_KEYS:
-        c->keys_file = arg;
-        return 0;
     case OPT_OPEN_METRICS:
         return parse_bool(arg, &c->open_metrics);
-    case OPT_CORS:
-        c->cors_origins = arg;
-        return 0;
     case OPT_RATE:
         return parse_rate(arg, &c->rate_limit);
     case OPT_BURST:
@@ -194,42 +247,9 @@ static int apply(api_config *c, int opt, const char *arg)
     case OPT_ROOT:
         c->allow_root = true;
         return 0;
-    case OPT_THREADS:
-        rc = parse_uint(arg, 1, 1024, &n);
-        c->threads = (int)n;
-        break;
-    case OPT_BODY:
-        rc = parse_uint(arg, 1024, 256 << 20, &n);
-        c->max_body_bytes = (size_t)n;
-        break;
-    case OPT_TIMEOUT:
-        rc = parse_uint(arg, 1, 3600, &n);
-        c->conn_timeout_s = (unsigned)n;
-        break;
-    case OPT_CONNS:
-        rc = parse_uint(arg, 1, 1000000, &n);
-        c->conn_limit = (unsigned)n;
-        break;
-    case OPT_CONNS_IP:
-        rc = parse_uint(arg, 1, 1000000, &n);
-        c->per_ip_limit = (unsigned)n;
-        break;
-    case OPT_SSE:
-        rc = parse_uint(arg, 0, 100000, &n);
-        c->max_sse_clients = (unsigned)n;
-        break;
-    case OPT_POLL:
-        rc = parse_uint(arg, 10, 60000, &n);
-        c->events_poll_ms = (unsigned)n;
-        break;
-    case OPT_DRAIN:
-        rc = parse_uint(arg, 0, 3600, &n);
-        c->drain_timeout_s = (unsigned)n;
-        break;
     default:
         return -1;
     }
-    return rc;
 }
 
 static int apply_env(api_config *c)
@@ -245,6 +265,18 @@ static int apply_env(api_config *c)
         return -1;
     }
     return 0;
+}
+
+/* "--name" of an option code, for messages. */
+static const char *option_name(int opt, const char *fallback)
+{
+    static _Thread_local char buf[64];
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == opt) {
+            snprintf(buf, sizeof buf, "--%s", o->name);
+            return buf;
+        }
+    return fallback;
 }
 
 int config_parse(api_config *c, int argc, char **argv)
@@ -265,7 +297,8 @@ int config_parse(api_config *c, int argc, char **argv)
             return CONFIG_EXIT;
         }
         if (opt == '?' || apply(c, opt, optarg) != 0) {
-            fprintf(stderr, "aipal-api: bad option or value: %s (see --help)\n", argv[optind - 1]);
+            fprintf(stderr, "aipal-api: bad option or value: %s%s%s (see --help)\n",
+                    option_name(opt, argv[optind - 1]), optarg ? " " : "", optarg ? optarg : "");
             return CONFIG_ERROR;
         }
     }
