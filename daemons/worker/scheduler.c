@@ -159,13 +159,23 @@ static void set_leader(scheduler *s, int leader)
 
 /* ------------------------------------------------------------- database */
 
-static PGconn *db(scheduler *s)
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_msg(LOG_DEBUG, "db.notice", "%s", message);
+}
+
+/* The scheduler's connection. With `fresh` (at the start of a pass), a
+ * transaction left open by an interrupted pass is rolled back. */
+static PGconn *db(scheduler *s, int fresh)
 {
     if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
         PQfinish(s->conn);
         s->conn = NULL;
     }
-    if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+    if (!s->conn && !fresh)
+        return NULL; /* lost in the middle of a pass: never reconnect inside a transaction */
+    if (s->conn && fresh && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
         PQclear(PQexec(s->conn, "ROLLBACK"));
         if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
             PQfinish(s->conn);
@@ -181,6 +191,8 @@ static PGconn *db(scheduler *s)
             log_msg(LOG_WARN, "scheduler.error", "database: %s", PQerrorMessage(s->conn));
             PQfinish(s->conn);
             s->conn = NULL;
+        } else {
+            PQsetNoticeProcessor(s->conn, on_notice, NULL);
         }
     }
     return s->conn;
@@ -189,7 +201,7 @@ static PGconn *db(scheduler *s)
 /* Runs a statement; NULL (logged) on failure. */
 static PGresult *q(scheduler *s, const char *sql, int n, const char *const *v)
 {
-    PGconn *c = db(s);
+    PGconn *c = db(s, 0);
     if (!c)
         return NULL;
     PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
@@ -365,6 +377,10 @@ static int64_t db_now(scheduler *s)
 
 int scheduler_tick(scheduler *s, int64_t now)
 {
+    if (!db(s, 1)) {
+        set_leader(s, 0);
+        return -1;
+    }
     if (now == 0 && (now = db_now(s)) < 0) {
         set_leader(s, 0);
         return -1;

@@ -202,6 +202,14 @@ static void conn_key_init(void)
     pthread_key_create(&conn_key, conn_destroy);
 }
 
+/* Server notices (e.g. "there is no transaction in progress") go to the
+ * log at debug level, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_msg(LOG_DEBUG, "db.notice", "%s", message);
+}
+
 static PGconn *connect_db(const task_env *env)
 {
     const char *url = env && env->cfg ? env->cfg->database_url : NULL;
@@ -230,10 +238,17 @@ PGconn *task_db(task_ctx *ctx)
         pthread_setspecific(conn_key, t);
     }
     if (t->conn && PQstatus(t->conn) != CONNECTION_OK) {
+        if (ctx->db_checked) {
+            /* Lost in the middle of the task (and of any transaction). */
+            task_fail(ctx, NULL, 1, "database: connection lost: %s", PQerrorMessage(t->conn));
+            PQfinish(t->conn);
+            t->conn = NULL;
+            return NULL;
+        }
         PQfinish(t->conn);
         t->conn = NULL;
     }
-    if (t->conn && PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
+    if (t->conn && !ctx->db_checked && PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
         PGresult *r = PQexec(t->conn, "ROLLBACK");
         PQclear(r);
         if (PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
@@ -250,7 +265,9 @@ PGconn *task_db(task_ctx *ctx)
             t->conn = NULL;
             return NULL;
         }
+        PQsetNoticeProcessor(t->conn, on_notice, NULL);
     }
+    ctx->db_checked = 1;
     return t->conn;
 }
 

@@ -493,13 +493,13 @@ void handle_edm_detect_misinformation(aipalq_job *job, void *userdata)
                            "INSERT INTO edm_debts (debt_id, user_id, claim, debt_type, severity,"
                            " confidence_score, source_response, task_context, interaction_id)"
                            " SELECT 'misinfo:' || x.interaction_id || ':' || x.pattern_id || ':'"
-                           " || x.start, $2, x.matched, 'misinformation', x.severity,"
+                           " || x.start, $1, x.matched, 'misinformation', x.severity,"
                            " x.confidence, x.source, 'edm_detect_misinformation',"
-                           " x.interaction_id FROM jsonb_to_recordset($3::jsonb) AS"
+                           " x.interaction_id FROM jsonb_to_recordset($2::jsonb) AS"
                            " x(interaction_id text, pattern_id text, start int, matched text,"
                            " confidence float8, severity text, source text)"
                            " ON CONFLICT (debt_id) DO NOTHING",
-                           3, sp) == 0 &&
+                           2, sp + 1) == 0 &&
                  task_exec(&ctx, "COMMIT", 0, NULL) == 0;
         free(json);
         if (!ok) {

@@ -9,8 +9,9 @@
  * Connections. task_db() returns the calling thread's connection, opened
  * lazily on first use (so a prefork child opens its own after the fork, and
  * no connection is ever shared between threads or processes) and checked
- * before each task: a broken one is reopened, a transaction left open by an
- * earlier task is rolled back. */
+ * on a task's first use: a broken one is reopened, a transaction left open
+ * by an earlier task is rolled back. A handler may then run BEGIN ... COMMIT
+ * over several task_sql() calls. */
 #ifndef AIPAL_WORKER_TASK_H
 #define AIPAL_WORKER_TASK_H
 
@@ -42,6 +43,7 @@ typedef struct task_ctx {
     cJSON *params; /* normalized by the catalog: defaults applied */
     int64_t start_mono_ms, start_wall_ms;
     int ended;
+    int db_checked; /* the connection was checked for this task */
 } task_ctx;
 
 /* Checks the params. Returns 0, or -1 after failing the task (not
