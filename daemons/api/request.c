@@ -132,7 +132,7 @@ static const char *presented_token(const api_request *rq)
     const char *token = auth_bearer(rq_header(rq, MHD_HTTP_HEADER_AUTHORIZATION));
     /* EventSource cannot send headers: the event stream also takes the key
      * as a query parameter (never logged: logs carry the path only). */
-    if (!token && rq->op->handler && strcmp(rq->route->pattern, "/api/tasks/events") == 0)
+    if (!token && strcmp(rq->route->pattern, "/api/tasks/events") == 0)
         token = rq_query(rq, "access_token");
     return token;
 }

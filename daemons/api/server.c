@@ -76,7 +76,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t len = strlen(msg);
     while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
         msg[--len] = '\0';
-    log_msg("warning", "libmicrohttpd: %s", msg);
+    log_msg("info", "libmicrohttpd: %s", msg);
 }
 
 static int resolve(const api_config *cfg, struct sockaddr_storage *addr, char *err, size_t errlen)

@@ -102,14 +102,14 @@ static bool parse_options(submission *s, const cJSON *item, const char *prefix,
     int64_t prio = 0, delay = 0, retries = 0;
     bool has_prio, has_delay, has_retries;
     const char *key = NULL;
-    bool ok =
-        fields_int(item, "priority", 1, s->type->max_priority, prefix, errors, &prio, &has_prio);
+    int max_priority = s->type ? s->type->max_priority : 10;
+    bool ok = fields_int(item, "priority", 1, max_priority, prefix, errors, &prio, &has_prio);
     ok &= fields_int(item, "delay_ms", 0, MAX_DELAY_MS, prefix, errors, &delay, &has_delay);
     ok &= fields_int(item, "max_retries", 0, 1000, prefix, errors, &retries, &has_retries);
     ok &= fields_string(item, "idempotency_key", MAX_KEY_BYTES, prefix, errors, &key);
     if (!ok)
         return false;
-    s->priority = has_prio ? (int)prio : s->type->priority;
+    s->priority = has_prio ? (int)prio : s->type ? s->type->priority : 5;
     s->delayed = has_delay && delay > 0;
     key = key ? key : idem_default;
     return (!has_prio || aipalq_opts_set_priority(s->opts, (int)prio) == AIPALQ_OK) &&
@@ -153,15 +153,17 @@ bool submission_parse(const cJSON *item, const char *prefix, const char *idem_de
     bool ok = fields_only(item, generic_fields, prefix, errors);
     s->type = parse_type(item, prefix, errors);
     s->opts = aipalq_opts_new();
-    if (!s->type || !s->opts)
+    if (!s->opts)
         return false;
-    s->queue = s->type->queue;
+    s->queue = s->type ? s->type->queue : NULL;
     char pprefix[300];
     const cJSON *params = pick_params(item, prefix, pprefix, sizeof pprefix, errors, &ok);
     const char *user = NULL;
     ok &= fields_string(item, "user_id", MAX_USER_ID_BYTES, prefix, errors, &user);
     ok &= parse_queue(s, item, prefix, errors);
     ok &= parse_options(s, item, prefix, idem_default, errors);
+    if (!s->type) /* the envelope was still checked: all errors at once */
+        return false;
     cJSON *norm = NULL;
     ok &= take_params(s, params, pprefix, errors, &norm);
     ok = ok && set_user(s, user, norm, pprefix, errors);
