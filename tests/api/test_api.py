@@ -9,6 +9,7 @@ scripts/test.sh, or after `source scripts/services.sh; services_start DIR`.
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
@@ -54,6 +55,16 @@ MORE_PATHS = [
     ("GET", "/"),
 ]
 _unset = object()
+_started: List[subprocess.Popen] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """No daemon outlives the suite, whatever failed."""
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def require_services() -> None:
@@ -112,6 +123,7 @@ class Daemon:
     def start(self) -> "Daemon":
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=self.env)
+        _started.append(self.proc)
         threading.Thread(target=self._read_log, daemon=True).start()
         if not self._ready.wait(20) or not self.port:
             self.proc.kill()
@@ -1005,14 +1017,15 @@ class EventStreamTest(ApiTestCase):
     def test_shutdown_ends_streams(self) -> None:
         env = dict(os.environ, AIPALQ_API_KEYS_RW=RW_KEY)
         d = Daemon(env=env).start()
-        s = Stream(d, "", RW_KEY, False)
         try:
+            s = Stream(d, "", RW_KEY, False)
             time.sleep(0.3)
             started = time.time()
             self.assertEqual(d.stop(), 0)
             self.assertLess(time.time() - started, 10)
-        finally:
             s.close()
+        finally:
+            d.stop()
         self.assertTrue(any(e.get("msg") == "stopped" for e in d.log_entries()))
 
 
