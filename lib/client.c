@@ -117,6 +117,7 @@ aipalq_status aipalq_client_set_synchronous_commit(aipalq_client *c, int on)
         PQfinish(c->pg); /* the setting is part of the connection */
         c->pg = NULL;
         c->pg_prepared = 0;
+        c->pg_list_prepared = 0;
     }
     return aipalq__ok(c);
 }

@@ -143,7 +143,8 @@ struct aipalq_client {
     PGconn *pg;
     bool scripts_loaded;
     int redis_unread; /* replies of sent-ahead dispatches not yet read */
-    unsigned pg_prepared; /* bit per aipalq__stmt prepared on this connection */
+    unsigned pg_prepared;      /* bit per aipalq__stmt prepared on this connection */
+    unsigned pg_list_prepared; /* bit per list shape prepared on this connection */
     char script_sha[16][41]; /* by aipalq__script_id, from SCRIPT LOAD */
     aipalq__types types;
     aipalq_status last_status;
@@ -254,6 +255,9 @@ typedef enum aipalq__stmt {
 /* Runs a prepared statement (preparing it first on a new connection). */
 aipalq_status aipalq__pg_exec_prepared(aipalq_client *c, aipalq__stmt stmt, int nparams,
                                        const char *const *values, PGresult **res);
+/* Runs a statement already prepared on this connection under `name`. */
+aipalq_status aipalq__pg_exec_named(aipalq_client *c, const char *name, int nparams,
+                                    const char *const *values, PGresult **res);
 /* Parses a timestamptz column rendered as epoch milliseconds text. */
 int64_t aipalq__pg_ms(const PGresult *res, int row, int col);
 

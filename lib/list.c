@@ -109,22 +109,81 @@ static void states_literal(unsigned states, char *out, size_t len)
 }
 
 /* One round trip returns the page and, on every row, the total; an empty
- * page still gives one row with the total (the LEFT JOIN). The count and the
- * page each use the indexes; nothing outside the page is materialised. Every
- * filter is a bound parameter (NULL = no filter): no caller's text enters the
- * SQL. The id column is a UUIDv7, so id order is creation order, and ties
- * cannot happen: pages are stable. */
-#define LIST_WHERE                                                                                 \
-    " WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"                                      \
-    " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR queue = $3)"                    \
-    " AND ($4::text IS NULL OR user_id = $4) AND namespace = $7"
-#define LIST_SQL(dir)                                                                              \
-    "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks" LIST_WHERE ") n"      \
-    " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks" LIST_WHERE             \
-    " ORDER BY aipalq_tasks.id " dir " LIMIT $5 OFFSET $6) p ON true ORDER BY p.id " dir
+ * page still gives one row with the total (the LEFT JOIN). Each combination
+ * of filters (a "shape") has its own statement with only the predicates it
+ * needs, prepared once per connection: the planner sees plain equalities
+ * (partitioned tables make planning the costly part of a small query), and
+ * every value is a bound parameter, so no caller's text enters the SQL. The
+ * id column is a UUIDv7: id order is creation order and ties cannot happen,
+ * so pages are stable. */
+enum { SHAPE_STATES = 1, SHAPE_TYPE = 2, SHAPE_QUEUE = 4, SHAPE_USER = 8, SHAPE_OLDEST = 16 };
 
-static const char list_sql_newest[] = LIST_SQL("DESC");
-static const char list_sql_oldest[] = LIST_SQL("ASC");
+static void build_where(unsigned shape, char *out, size_t len, int *next)
+{
+    size_t used = (size_t)snprintf(out, len, " WHERE namespace = $1");
+    static const struct {
+        unsigned bit;
+        const char *fmt;
+    } preds[] = {{SHAPE_STATES, " AND status = ANY($%d::text[])"},
+                 {SHAPE_TYPE, " AND type = $%d"},
+                 {SHAPE_QUEUE, " AND queue = $%d"},
+                 {SHAPE_USER, " AND user_id = $%d"}};
+    *next = 2;
+    for (size_t i = 0; i < sizeof preds / sizeof preds[0]; i++)
+        if (shape & preds[i].bit)
+            used += (size_t)snprintf(out + used, len - used, preds[i].fmt, (*next)++);
+}
+
+static char *list_sql(unsigned shape, int *nparams)
+{
+    char where[256];
+    int next;
+    build_where(shape, where, sizeof where, &next);
+    const char *dir = shape & SHAPE_OLDEST ? "ASC" : "DESC";
+    size_t len = 2 * strlen(where) + strlen(AIPALQ__TASK_COLUMNS) + 400;
+    char *sql = malloc(len);
+    if (!sql)
+        return NULL;
+    snprintf(sql, len,
+             "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks%s) n"
+             " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks%s"
+             " ORDER BY aipalq_tasks.id %s LIMIT $%d OFFSET $%d) p ON true ORDER BY p.id %s",
+             where, where, dir, next, next + 1, dir);
+    *nparams = next + 1;
+    return sql;
+}
+
+/* Runs the statement of a shape, preparing it on first use per connection. */
+static aipalq_status run_list(aipalq_client *c, unsigned shape, const char *const *params,
+                              PGresult **res)
+{
+    aipalq_status st = aipalq__pg_ensure(c);
+    if (st != AIPALQ_OK)
+        return st;
+    char name[32];
+    snprintf(name, sizeof name, "aipalq_list_%u", shape);
+    int nparams = 0;
+    if (!(c->pg_list_prepared & (1u << shape))) {
+        char *sql = list_sql(shape, &nparams);
+        if (!sql)
+            return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
+        PGresult *prep = PQprepare(c->pg, name, sql, nparams, NULL);
+        free(sql);
+        bool ok = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
+        if (!ok) {
+            st = aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s",
+                              prep ? PQresultErrorMessage(prep) : PQerrorMessage(c->pg));
+            PQclear(prep);
+            return st;
+        }
+        PQclear(prep);
+        c->pg_list_prepared |= 1u << shape;
+    }
+    int n = 3; /* namespace, limit, offset, and one per filter */
+    for (unsigned b = SHAPE_STATES; b <= SHAPE_USER; b <<= 1)
+        n += (shape & b) != 0;
+    return aipalq__pg_exec_named(c, name, n, params, res);
+}
 
 aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq_list **out)
 {
@@ -137,11 +196,24 @@ aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq
     states_literal(f->states, states, sizeof states);
     snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
     snprintf(offset, sizeof offset, "%lld", (long long)f->offset);
-    const char *params[] = {f->states ? states : NULL, f->type, f->queue, f->user_id, limit,
-                            offset, c->ns};
+    unsigned shape = (f->states ? SHAPE_STATES : 0) | (f->type ? SHAPE_TYPE : 0) |
+                     (f->queue ? SHAPE_QUEUE : 0) | (f->user_id ? SHAPE_USER : 0) |
+                     (f->oldest_first ? SHAPE_OLDEST : 0);
+    const char *params[8];
+    int n = 0;
+    params[n++] = c->ns;
+    if (f->states)
+        params[n++] = states;
+    if (f->type)
+        params[n++] = f->type;
+    if (f->queue)
+        params[n++] = f->queue;
+    if (f->user_id)
+        params[n++] = f->user_id;
+    params[n++] = limit;
+    params[n++] = offset;
     PGresult *res;
-    aipalq_status st = aipalq__pg_exec(c, f->oldest_first ? list_sql_oldest : list_sql_newest, 7,
-                                       params, &res);
+    aipalq_status st = run_list(c, shape, params, &res);
     if (st != AIPALQ_OK)
         return st;
     aipalq_list *l = calloc(1, sizeof *l);

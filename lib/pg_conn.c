@@ -20,6 +20,7 @@ static void pg_drop(aipalq_client *c)
         c->pg = NULL;
     }
     c->pg_prepared = 0;
+    c->pg_list_prepared = 0;
 }
 
 /* libpq ends messages with a newline; error text reads better without. */
@@ -156,7 +157,15 @@ aipalq_status aipalq__pg_exec_prepared(aipalq_client *c, aipalq__stmt stmt, int 
         }
         c->pg_prepared |= 1u << stmt;
     }
-    PGresult *res = PQexecPrepared(c->pg, statements[stmt].name, nparams, values, NULL, NULL, 0);
+    return aipalq__pg_exec_named(c, statements[stmt].name, nparams, values, out);
+}
+
+aipalq_status aipalq__pg_exec_named(aipalq_client *c, const char *name, int nparams,
+                                    const char *const *values, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    PGresult *res = PQexecPrepared(c->pg, name, nparams, values, NULL, NULL, 0);
     ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
         if (out)

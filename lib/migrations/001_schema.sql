@@ -42,12 +42,13 @@ CREATE TABLE aipalq_tasks (
     PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);
 
--- Lists filter by status, queue, type or user and page newest (or oldest)
--- first by id, which is creation order.
-CREATE INDEX aipalq_tasks_status_idx ON aipalq_tasks (status, id);
-CREATE INDEX aipalq_tasks_queue_idx ON aipalq_tasks (queue, status, id);
-CREATE INDEX aipalq_tasks_type_idx ON aipalq_tasks (type, status, id);
-CREATE INDEX aipalq_tasks_user_idx ON aipalq_tasks (user_id, status, id)
+-- Lists are scoped to a namespace, filter by status, queue, type or user,
+-- and page newest (or oldest) first by id, which is creation order. The
+-- total of a list is an index-only count over these.
+CREATE INDEX aipalq_tasks_status_idx ON aipalq_tasks (namespace, status, id);
+CREATE INDEX aipalq_tasks_queue_idx ON aipalq_tasks (namespace, queue, status, id);
+CREATE INDEX aipalq_tasks_type_idx ON aipalq_tasks (namespace, type, status, id);
+CREATE INDEX aipalq_tasks_user_idx ON aipalq_tasks (namespace, user_id, status, id)
     WHERE user_id IS NOT NULL;
 -- The reconciler and the queue counts read only unfinished tasks: a small
 -- index however large the table grows.
