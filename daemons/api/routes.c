@@ -24,6 +24,15 @@ static const char *const submit_query[] = {"idempotency_key", NULL};
         .response_schema = "TaskSubmitResponse", .content_type = JSON, .errors = DOC_503           \
     }
 
+/* One embedded file of the dashboard. */
+#define DASHBOARD_FILE(path, id, what, type)                                                       \
+    {                                                                                              \
+        (path), {                                                                                  \
+            {.method = "GET", .handler = h_asset, .access = ACCESS_OPEN, .operation_id = (id),     \
+             .tag = "docs", .summary = (what), .status = 200, .content_type = (type)}              \
+        }                                                                                          \
+    }
+
 static const api_route routes[] = {
     {"/",
      {{.method = "GET",
@@ -31,10 +40,21 @@ static const api_route routes[] = {
        .access = ACCESS_OPEN,
        .operation_id = "index",
        .tag = "docs",
-       .summary = "Index page",
-       .description = "A small page linking the docs.",
+       .summary = "Dashboard",
+       .description = "The dashboard: tasks (live), submission, workers, queues and "
+                      "throughput. Its scripts and styles are the /dashboard/ files.",
        .status = 200,
        .content_type = "text/html"}}},
+    DASHBOARD_FILE("/dashboard/app.js", "dashboardApp", "The dashboard's main module",
+                   "text/javascript"),
+    DASHBOARD_FILE("/dashboard/form.js", "dashboardForm",
+                   "The dashboard's submission form (built from the type schemas)",
+                   "text/javascript"),
+    DASHBOARD_FILE("/dashboard/chart.js", "dashboardChart", "The dashboard's throughput chart",
+                   "text/javascript"),
+    DASHBOARD_FILE("/dashboard/style.css", "dashboardStyle", "The dashboard's styles", "text/css"),
+    DASHBOARD_FILE("/dashboard/icon.svg", "dashboardIcon", "The dashboard's icon",
+                   "image/svg+xml"),
     {"/docs",
      {{.method = "GET",
        .handler = h_asset,
