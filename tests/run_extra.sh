@@ -4,6 +4,8 @@
 #                          pkg-config by the C and C++ example (meson's 'install' suite covers
 #                          meson install --destdir of the build directory)
 #   tests/valgrind.sh      unit and integration programs of build/ under valgrind memcheck
+#   tests/packaging/run.sh Compose, Kubernetes and systemd packaging: validation, drift against
+#                          the daemons, and the daemons run as the manifests run them
 # Ends with "N passed, N failed" (the checks of both), exit status non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +39,7 @@ if ! scripts/build.sh build >/dev/null; then
 fi
 run_counted install tests/install_test.sh "$root"
 run_counted valgrind tests/valgrind.sh "$root/build"
+run_counted packaging tests/packaging/run.sh
 
 echo "$passed passed, $failed failed"
 ((failed == 0))
