@@ -30,7 +30,10 @@ trap cleanup EXIT
 
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+svc_started=0
 finish() {
+  # Servers this script started are stopped first: the summary must be the last line.
+  if ((svc_started)); then services_stop 2>/dev/null; trap cleanup EXIT; fi
   echo "$passed passed, $failed failed"
   ((failed == 0))
   exit
@@ -129,7 +132,6 @@ for u in "$work"/units/*.service; do
 done
 
 # ---- 6. drift and runs
-svc_started=0
 if [[ -z ${AIPALQ_REDIS_URL:-} || -z ${AIPALQ_DATABASE_URL:-} ]]; then
   # shellcheck source=scripts/services.sh disable=SC1091
   source scripts/services.sh
@@ -150,6 +152,4 @@ count "$work/checks.out" "$rc" "checks.py"
 if grep -q '^FAIL .*runs as uid 1000' "$work/checks.out"; then
   for f in "$work"/logs/*.log; do echo "--- $f"; tail -n 15 "$f"; done
 fi
-((svc_started == 0)) || true
-
 finish
