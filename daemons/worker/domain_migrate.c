@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "domain_migrate.h"
+#include "log.h"
 
 extern const unsigned char aipal_worker_migration_001[], aipal_worker_migration_002[],
     aipal_worker_migration_003[], aipal_worker_migration_004[], aipal_worker_migration_005[],
@@ -85,9 +86,16 @@ static int apply(PGconn *c, int i, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_msg(LOG_DEBUG, "db.notice", "%s", message);
+}
+
 int domain_migrate(PGconn *c, char *err, size_t errlen)
 {
     char why[1024];
+    PQsetNoticeProcessor(c, on_notice, NULL);
     if (exec_ok(c, "SELECT pg_advisory_lock(" LOCK_ID ")", why, sizeof why) != 0) {
         snprintf(err, errlen, "domain migrations: lock: %s", why);
         return -1;

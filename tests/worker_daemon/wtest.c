@@ -56,9 +56,16 @@ static char *with_db(const char *url, const char *db)
     return out;
 }
 
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *connect_to(const char *url)
 {
     PGconn *c = PQconnectdb(url);
+    PQsetNoticeProcessor(c, quiet, NULL);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "cannot connect to %s: %s\n", url, PQerrorMessage(c));
         exit(1);

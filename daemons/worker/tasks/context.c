@@ -143,16 +143,6 @@ int task_begin(task_ctx *ctx, aipalq_job *job, void *userdata)
     return -1;
 }
 
-void task_end(task_ctx *ctx)
-{
-    if (!ctx->ended) {
-        /* A handler that forgot its outcome: say so rather than complete. */
-        task_fail(ctx, NULL, 0, "the handler ended without an outcome");
-    }
-    cJSON_Delete(ctx->params);
-    ctx->params = NULL;
-}
-
 const cJSON *task_param(const task_ctx *ctx, const char *name)
 {
     const cJSON *v = ctx->params ? cJSON_GetObjectItemCaseSensitive(ctx->params, name) : NULL;
@@ -297,6 +287,26 @@ int task_exec(task_ctx *ctx, const char *sql, int n, const char *const *values)
         return -1;
     PQclear(r);
     return 0;
+}
+
+void task_end(task_ctx *ctx)
+{
+    if (!ctx->ended) {
+        /* A handler that forgot its outcome: say so rather than complete. */
+        task_fail(ctx, NULL, 0, "the handler ended without an outcome");
+    }
+    /* A transaction a failed handler left open would hold its locks until
+     * this thread's next task: end it now. */
+    thread_conn *t = ctx->db_checked ? pthread_getspecific(conn_key) : NULL;
+    if (t && t->conn && t->pid == getpid() && PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
+        PQclear(PQexec(t->conn, "ROLLBACK"));
+        if (PQtransactionStatus(t->conn) != PQTRANS_IDLE) {
+            PQfinish(t->conn);
+            t->conn = NULL;
+        }
+    }
+    cJSON_Delete(ctx->params);
+    ctx->params = NULL;
 }
 
 /* ------------------------------------------------------------ outcomes */

@@ -50,7 +50,8 @@ typedef struct task_ctx {
  * retryable) with the first bad field named ("invalid params: FIELD: WHY";
  * the detail lists every error as JSON). */
 int task_begin(task_ctx *ctx, aipalq_job *job, void *userdata);
-/* Frees what task_begin made. */
+/* Frees what task_begin made and rolls back a transaction the handler left
+ * open (after a failure), so that no lock outlives the task. */
 void task_end(task_ctx *ctx);
 
 /* Accessors of the normalized params: the value, or `def` when absent or
