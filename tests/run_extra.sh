@@ -4,6 +4,7 @@
 #                          pkg-config by the C and C++ example (meson's 'install' suite covers
 #                          meson install --destdir of the build directory)
 #   tests/valgrind.sh      unit and integration programs of build/ under valgrind memcheck
+#   tests/dashboard/run.sh the dashboard of aipal-api in headless Chromium (playwright-core)
 #   tests/packaging/run.sh Compose, Kubernetes and systemd packaging: validation, drift against
 #                          the daemons, and the daemons run as the manifests run them
 # Ends with "N passed, N failed" (the checks of both), exit status non-zero on any failure.
@@ -39,6 +40,7 @@ if ! scripts/build.sh build >/dev/null; then
 fi
 run_counted install tests/install_test.sh "$root"
 run_counted valgrind tests/valgrind.sh "$root/build"
+run_counted dashboard tests/dashboard/run.sh "$root/build"
 run_counted packaging tests/packaging/run.sh
 
 echo "$passed passed, $failed failed"
