@@ -116,11 +116,11 @@ static bool parse_filters(api_request *rq, aipalq_filter *f, cJSON *errors)
     ok &= parse_name_filter(rq, "task_type", "type", aipalq_filter_set_type, f, errors);
     ok &= parse_name_filter(rq, "queue", NULL, aipalq_filter_set_queue, f, errors);
     const char *user = rq_query(rq, "user_id");
-    if (user && (!*user || strlen(user) > 200)) {
-        catalog_add_error(errors, "user_id", "must be a string of 1 to 200 bytes");
+    /* The library refuses what is not UTF-8; a refused filter must not be
+     * dropped, or the list would hold every user's tasks. */
+    if (user && (!*user || strlen(user) > 200 || aipalq_filter_set_user_id(f, user) != AIPALQ_OK)) {
+        catalog_add_error(errors, "user_id", "must be 1 to 200 bytes of UTF-8");
         ok = false;
-    } else if (user) {
-        aipalq_filter_set_user_id(f, user);
     }
     const char *order = rq_query(rq, "order");
     if (order && strcmp(order, "newest") != 0 && strcmp(order, "oldest") != 0) {

@@ -111,11 +111,20 @@ static bool parse_options(submission *s, const cJSON *item, const char *prefix,
         return false;
     s->priority = has_prio ? (int)prio : s->type ? s->type->priority : 5;
     s->delayed = has_delay && delay > 0;
+    /* The Idempotency-Key header is not checked like the body: the library
+     * refuses one that is not UTF-8, and the client must be told why. */
+    bool from_header = !key && idem_default;
     key = key ? key : idem_default;
+    if (key && aipalq_opts_set_idempotency_key(s->opts, key) != AIPALQ_OK) {
+        char field[300];
+        snprintf(field, sizeof field, "%s%s", from_header ? "" : prefix,
+                 from_header ? "Idempotency-Key" : "idempotency_key");
+        catalog_add_error(errors, field, "must be 1 to 200 bytes of UTF-8");
+        return false;
+    }
     return (!has_prio || aipalq_opts_set_priority(s->opts, (int)prio) == AIPALQ_OK) &&
            (!s->delayed || aipalq_opts_set_delay_ms(s->opts, delay) == AIPALQ_OK) &&
-           (!has_retries || aipalq_opts_set_max_retries(s->opts, (int)retries) == AIPALQ_OK) &&
-           (!key || aipalq_opts_set_idempotency_key(s->opts, key) == AIPALQ_OK);
+           (!has_retries || aipalq_opts_set_max_retries(s->opts, (int)retries) == AIPALQ_OK);
 }
 
 static const char *const generic_fields[] = {

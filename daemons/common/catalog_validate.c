@@ -3,14 +3,26 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
 
 #define PATH_SIZE 512
 
+/* A body can name thousands of bad fields; the first ones are enough to fix
+ * it, and the error response stays small. */
+#define MAX_ERRORS 100
+
 void catalog_add_error(cJSON *errors, const char *field, const char *error)
 {
+    int n = cJSON_GetArraySize(errors);
+    if (n > MAX_ERRORS)
+        return;
+    if (n == MAX_ERRORS) {
+        field = "";
+        error = "too many errors; only the first 100 are listed";
+    }
     cJSON *e = cJSON_CreateObject();
     if (!e)
         return;
@@ -233,26 +245,34 @@ static const catalog_field *field_named(const catalog_field *fields, size_t n, c
     return NULL;
 }
 
-/* Unknown and repeated keys are errors. */
+/* Unknown and repeated keys are errors. Linear in the number of keys: a scan
+ * back over the earlier keys for each repeat made a 1 MB body of unknown keys
+ * followed by repeats of a known one cost minutes of CPU. */
 static bool check_keys(const catalog_field *fields, size_t n, const cJSON *obj, const char *prefix,
                        cJSON *errors)
 {
     bool ok = true;
+    unsigned char *seen = calloc(n ? n : 1, 1); /* by field index */
+    if (!seen) {
+        catalog_add_error(errors, "", "out of memory");
+        return false;
+    }
     for (const cJSON *c = obj->child; c; c = c->next) {
         char path[PATH_SIZE];
         snprintf(path, sizeof path, "%s%s", prefix, c->string ? c->string : "");
-        if (!field_named(fields, n, c->string)) {
+        const catalog_field *f = field_named(fields, n, c->string);
+        if (!f) {
             catalog_add_error(errors, path, "unknown field");
             ok = false;
             continue;
         }
-        for (const cJSON *d = obj->child; d != c; d = d->next)
-            if (d->string && strcmp(d->string, c->string) == 0) {
-                catalog_add_error(errors, path, "duplicate field");
-                ok = false;
-                break;
-            }
+        if (seen[f - fields]) {
+            catalog_add_error(errors, path, "duplicate field");
+            ok = false;
+        }
+        seen[f - fields] = 1;
     }
+    free(seen);
     return ok;
 }
 
