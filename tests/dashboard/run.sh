@@ -52,11 +52,13 @@ if [[ ! -x $api_bin ]]; then
 fi
 [[ -x $api_bin ]] || fail "no $api_bin"
 
+own_services=0
 if [[ -z ${AIPALQ_REDIS_URL:-} || -z ${AIPALQ_DATABASE_URL:-} ]]; then
   # shellcheck source=scripts/services.sh disable=SC1091
   source "$root/scripts/services.sh"
+  own_services=1
+  trap services_stop EXIT
   services_start >&2 || fail "cannot start Redis and PostgreSQL"
-  services_cleanup_on_exit
 fi
 
 rm -rf "$out"
@@ -67,6 +69,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
   rm -rf "$work"
+  ((own_services == 0)) || services_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
