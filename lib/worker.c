@@ -19,6 +19,10 @@
 
 #include "worker_internal.h"
 
+#if ATOMIC_INT_LOCK_FREE != 2
+#error "aipalq_worker_stop needs a lock-free atomic int (async-signal-safe)"
+#endif
+
 bool aipalq__worker_ok(const aipalq_worker *w)
 {
     return w && w->magic == AIPALQ__WORKER_MAGIC;
@@ -356,10 +360,16 @@ int64_t aipalq_worker_idle_ms(const aipalq_worker *w)
 
 void aipalq_worker_stop(aipalq_worker *w, int fast)
 {
-    /* Only an assignment to a sig_atomic_t: safe in a signal handler. The
-     * dispatcher wakes within its short blocking timeouts. */
-    if (w && w->magic == AIPALQ__WORKER_MAGIC)
-        w->stop = fast ? 2 : (w->stop == 2 ? 2 : 1);
+    /* Only lock-free atomic operations: safe in a signal handler and from any
+     * thread. A graceful request never downgrades a fast one (0 -> 1 only).
+     * The dispatcher wakes within its short blocking timeouts. */
+    if (w && w->magic == AIPALQ__WORKER_MAGIC) {
+        int graceful_from = 0;
+        if (fast)
+            atomic_store(&w->stop, 2);
+        else
+            atomic_compare_exchange_strong(&w->stop, &graceful_from, 1);
+    }
 }
 
 /* ---------------------------------------------------------- the runtime */

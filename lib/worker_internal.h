@@ -124,7 +124,11 @@ struct aipalq_worker {
     aipalq_job *inflight;    /* every leased job */
     aipalq_job *ready_head, *ready_tail;
     int nready, nrunning;
-    volatile sig_atomic_t stop; /* 0 run, 1 graceful, 2 fast */
+    /* 0 run, 1 graceful, 2 fast. Written by aipalq_worker_stop from any
+     * thread or a signal handler, read by the slot, handler and heartbeat
+     * threads without mu: an atomic (lock-free, hence also async-signal-safe),
+     * not a volatile sig_atomic_t, which orders nothing between threads. */
+    atomic_int stop;
     bool running_loop;
     bool runtime_started;
     pthread_t *slot_threads;
