@@ -124,8 +124,8 @@ static void header(buf *b, const char *name, const char *type, const char *help)
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static const char *const outcome_names[METRICS_OUTCOMES] = {"succeeded", "failed",
-                                                            "failed_retryable", "cancelled"};
+static const char *const outcome_names[METRICS_OUTCOMES] = {
+    "succeeded", "failed", "failed_retryable", "cancelled", "interrupted"};
 
 char *metrics_render(const worker_metrics *mc, const aipalq_worker *w, aipalq_client *client,
                      const metrics_extra *extra)

@@ -17,6 +17,7 @@ typedef enum metrics_outcome {
     METRICS_FAILED,       /* the handler failed the task, not retryable */
     METRICS_FAILED_RETRY, /* the handler failed the task, retryable */
     METRICS_CANCELLED,    /* stopped by a cancel request */
+    METRICS_INTERRUPTED,  /* stopped by a fast shutdown: handed back */
     METRICS_OUTCOMES
 } metrics_outcome;
 

@@ -21,6 +21,8 @@
 #include "wtest.h"
 
 static char ns[64];
+/* prefork, or threads under the sanitizers (see daemons/worker/meson.build). */
+static const char *pool = "prefork";
 static char tmpdir[] = "/tmp/aipal-wd-XXXXXX";
 static aipalq_client *c;
 
@@ -237,7 +239,7 @@ static const expect all_types[] = {
 START_TEST(every_type_end_to_end)
 {
     kill_leftovers();
-    const char *extra[] = {"--concurrency", "4", "--pool", "prefork", NULL};
+    const char *extra[] = {"--concurrency", "4", "--pool", pool, NULL};
     daemon_proc d = start_daemon("e2e", extra);
     char body[1 << 16];
     ck_assert_int_eq(http_get(d.port, "/healthz", body, sizeof body), 200);
@@ -335,7 +337,7 @@ END_TEST
 START_TEST(sigterm_with_tasks_in_flight_loses_none)
 {
     kill_leftovers();
-    const char *extra[] = {"--concurrency", "4", "--pool", "prefork", "--queues", "default", NULL};
+    const char *extra[] = {"--concurrency", "4", "--pool", pool, "--queues", "default", NULL};
     /* Graceful: the four running finish, the two waiting stay queued. */
     daemon_proc d = start_daemon("sigterm1", extra);
     char idbuf[6][AIPALQ_ID_SIZE];
@@ -468,6 +470,8 @@ int main(void)
         fprintf(stderr, "AIPAL_WORKER_BIN must name the aipal-worker binary\n");
         return 1;
     }
+    if (getenv("AIPAL_TEST_POOL"))
+        pool = getenv("AIPAL_TEST_POOL");
     if (!mkdtemp(tmpdir))
         return 1;
     wt_scratch_db_begin("daemon");

@@ -118,6 +118,10 @@ void wt_scratch_db_end(void)
 {
     if (!scratch_url)
         return;
+    if (getenv("AIPAL_TEST_KEEP_DB")) {
+        fprintf(stderr, "kept database %s\n", scratch_url);
+        return;
+    }
     setenv("AIPALQ_DATABASE_URL", saved_url, 1);
     PGconn *c = connect_to(saved_url);
     char sql[256];

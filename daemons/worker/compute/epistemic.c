@@ -335,7 +335,8 @@ int edm_scan_text(const char *text, edm_scan *out)
         }
         s = e;
     }
-    qsort(out->markers, out->n, sizeof *out->markers, cmp_marker);
+    if (out->n > 1)
+        qsort(out->markers, out->n, sizeof *out->markers, cmp_marker);
     for (size_t i = 0; i < out->n; i++) {
         out->score += edm_severity_weight(out->markers[i].severity);
         if (out->markers[i].severity > out->max_severity)

@@ -423,7 +423,13 @@ void task_stopped(task_ctx *ctx, const char *where)
         task_fail(ctx, NULL, 0, "soft time limit exceeded (%s)", where);
         return;
     }
-    task_fail(ctx, NULL, 1, "interrupted: the worker is stopping (%s)", where);
+    /* The worker is stopping fast (or lost the lease): no outcome, so that
+     * the library hands the task back without counting the attempt. */
+    ctx->ended = 1;
+    cJSON *extra = cJSON_CreateObject();
+    if (extra)
+        cJSON_AddStringToObject(extra, "stopped_at", where);
+    log_outcome(ctx, LOG_WARN, "task.interrupted", METRICS_INTERRUPTED, extra);
 }
 
 int task_should_stop(const task_ctx *ctx)

@@ -556,9 +556,13 @@ void handle_cleanup_cache(aipalq_job *job, void *userdata)
         snprintf(cursor, sizeof cursor, "%s", sc->element[0]->str);
         for (size_t i = 0; i < sc->element[1]->elements; i++) {
             const char *zkey = sc->element[1]->element[i]->str;
+            if (!zkey)
+                continue;
             size_t zl = strlen(zkey);
             char hash[256], queue[128];
-            snprintf(hash, sizeof hash, "%.*s", (int)(zl - 4), zkey); /* drop "_exp" */
+            snprintf(hash, sizeof hash, "%s", zkey);
+            if (zl >= 4 && zl < sizeof hash)
+                hash[zl - 4] = '\0'; /* drop "_exp" */
             const char *open = strchr(zkey, '{'), *close = strchr(zkey, '}');
             snprintf(queue, sizeof queue, "%.*s", open && close ? (int)(close - open - 1) : 0,
                      open ? open + 1 : "");

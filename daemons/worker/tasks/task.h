@@ -81,8 +81,10 @@ void task_succeed_raw(task_ctx *ctx, cJSON *result);
 void task_fail(task_ctx *ctx, const char *field, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Ends a task that stopped early because task_should_stop(): cancelled
- * (cancel requested), failed (soft time limit, not retried) or handed on
- * (the worker is stopping: retryable). `where` says how far it got. */
+ * (cancel requested), failed (soft time limit, not retried), or - when the
+ * worker is stopping fast or lost the lease - with no outcome at all, so
+ * that the library hands the task back without counting the attempt.
+ * `where` says how far it got. */
 void task_stopped(task_ctx *ctx, const char *where);
 
 int task_should_stop(const task_ctx *ctx);
