@@ -276,7 +276,26 @@ int main(int argc, char **argv)
     health *hp = NULL;
     scheduler *sch = NULL;
     worker_metrics *metrics = NULL;
-    aipalq_client *c = aipalq_client_new(cfg.redis_url, cfg.database_url);
+    aipalq_client *c = NULL;
+    metrics = metrics_create();
+    if (!metrics) {
+        log_msg(LOG_ERROR, "worker.error", "cannot map the shared metrics");
+        goto out;
+    }
+    /* The schedule's entries are checked against the catalog before
+     * anything connects: a bad entry is a configuration error. */
+    if (sched.n > 0 && cfg.scheduler) {
+        scheduler_config sc = {cfg.redis_url,  cfg.database_url,       cfg.ns,
+                               NULL,           cfg.scheduler_lease_ms, cfg.schedule_catchup_ms,
+                               &stop_requested};
+        sch = scheduler_new(&sc, &sched, metrics, err, sizeof err);
+        if (!sch) {
+            log_msg(LOG_ERROR, "worker.config_error", "%s", err);
+            exit_code = 2;
+            goto out;
+        }
+    }
+    c = aipalq_client_new(cfg.redis_url, cfg.database_url);
     if (!c || (cfg.ns && aipalq_client_set_namespace(c, cfg.ns) != AIPALQ_OK)) {
         log_msg(LOG_ERROR, "worker.config_error", "client: %s", aipalq_client_errmsg(c));
         goto out;
@@ -285,11 +304,6 @@ int main(int argc, char **argv)
         goto out;
     if (catalog_define_all(c) != AIPALQ_OK || apply_limits(c, &cfg) != 0) {
         log_msg(LOG_ERROR, "worker.config_error", "task types: %s", aipalq_client_errmsg(c));
-        goto out;
-    }
-    metrics = metrics_create();
-    if (!metrics) {
-        log_msg(LOG_ERROR, "worker.error", "cannot map the shared metrics");
         goto out;
     }
     static task_env env;
@@ -317,13 +331,10 @@ int main(int argc, char **argv)
         }
         health_set_worker(hp, w);
     }
-    if (sched.n > 0 && cfg.scheduler) {
-        scheduler_config sc = {cfg.redis_url,          cfg.database_url,        cfg.ns,         wid,
-                               cfg.scheduler_lease_ms, cfg.schedule_catchup_ms, &stop_requested};
-        sch = scheduler_new(&sc, &sched, metrics, err, sizeof err);
-        if (!sch || scheduler_start(sch) != 0) {
-            log_msg(LOG_ERROR, "worker.config_error", "%s",
-                    sch ? "cannot start the scheduler" : err);
+    if (sch) {
+        scheduler_set_holder(sch, wid);
+        if (scheduler_start(sch) != 0) {
+            log_msg(LOG_ERROR, "worker.error", "cannot start the scheduler");
             goto out;
         }
     }

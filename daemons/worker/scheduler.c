@@ -140,6 +140,15 @@ void scheduler_free(scheduler *s)
     free(s);
 }
 
+void scheduler_set_holder(scheduler *s, const char *holder)
+{
+    char *h = holder ? strdup(holder) : NULL;
+    if (h) {
+        free(s->holder);
+        s->holder = h;
+    }
+}
+
 int scheduler_is_leader(const scheduler *s)
 {
     return s ? atomic_load(&((scheduler *)s)->leader) : 0;

@@ -57,6 +57,9 @@ int scheduler_is_leader(const scheduler *s);
  * next pass. */
 void scheduler_release(scheduler *s);
 
+/* Sets this replica's name in the lease (before the first pass). */
+void scheduler_set_holder(scheduler *s, const char *holder);
+
 /* Runs passes on a thread of its own, about once a second. */
 int scheduler_start(scheduler *s);
 /* Stops the thread and releases the lease. */

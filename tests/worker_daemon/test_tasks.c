@@ -759,9 +759,11 @@ START_TEST(maintenance_retention_policy)
     wt_sql("CREATE TABLE aipalq_tasks_20240101 PARTITION OF aipalq_tasks FOR VALUES FROM"
            " (aipalq_uuid_floor('2024-01-01 00:00+00')) TO (aipalq_uuid_floor('2024-01-08 "
            "00:00+00'));"
-           "INSERT INTO aipalq_tasks (id, type, queue, status, created_at, completed_at) VALUES"
+           "INSERT INTO aipalq_tasks (id, namespace, type, queue, status, created_at,"
+           " completed_at) VALUES"
            " ((substr(aipalq_uuid_floor('2024-01-02 00:00+00')::text, 1, 35) || '1')::uuid,"
-           "  'echo', 'default', 'completed', '2024-01-02', '2024-01-02')");
+           "  '%s', 'echo', 'default', 'completed', '2024-01-02', '2024-01-02')",
+           ns);
     char old[512], young[512];
     snprintf(old, sizeof old, "%s/old.tmp", cfg.temp_dir);
     snprintf(young, sizeof young, "%s/young.tmp", cfg.temp_dir);
@@ -784,9 +786,12 @@ START_TEST(maintenance_retention_policy)
     ck_assert_int_eq(wt_sql_int("SELECT count(*) FROM aipalq_tasks WHERE id = '%s'", e1), 0);
     ck_assert_int_eq(wt_sql_int("SELECT count(*) FROM aipalq_events WHERE task_id = '%s'", e1), 0);
     ck_assert_int_eq(wt_sql_int("SELECT count(*) FROM aipalq_tasks WHERE id = '%s'", e2), 1);
-    wt_sql("INSERT INTO aipalq_tasks (id, type, queue, status, created_at, completed_at) VALUES"
+    /* Another namespace's finished task in that week: its rows are not ours
+     * to delete one by one, but the whole week may go. */
+    wt_sql("INSERT INTO aipalq_tasks (id, namespace, type, queue, status, created_at,"
+           " completed_at) VALUES"
            " ((substr(aipalq_uuid_floor('2024-01-03 00:00+00')::text, 1, 35) || '2')::uuid,"
-           "  'fail', 'default', 'failed', '2024-01-03', '2024-01-03')");
+           "  'someone_else', 'fail', 'default', 'failed', '2024-01-03', '2024-01-03')");
     /* The default policy (empty object). */
     r = wt_run(c, "enforce_retention_policy", "{\"policy\":{}}", AIPALQ_STATE_COMPLETED, NULL);
     ck_assert_double_eq(wt_num(r, "policy.completed_tasks"), 14);

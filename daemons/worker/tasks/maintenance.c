@@ -679,8 +679,13 @@ static int prune_file(const char *path, const struct stat *st, int flag, struct 
     return 0;
 }
 
+/* Finished tasks past their retention. Rows are deleted in the worker's own
+ * namespace only; whole weekly partitions (which hold every namespace) are
+ * dropped only when no task in them, of any namespace, is still within the
+ * policy's retention. */
 static cJSON *retain_tasks(task_ctx *ctx, int days_completed, int days_failed)
 {
+    const char *ns = ctx->env->cfg->ns ? ctx->env->cfg->ns : "aipalq";
     /* Whole weeks first: only when both final kinds are under the policy (a
      * dropped partition takes every task in it), and never past a task
      * created before the cutoff that is still within its own retention. */
@@ -741,7 +746,8 @@ static cJSON *retain_tasks(task_ctx *ctx, int days_completed, int days_failed)
     /* Then row by row, per status, with the rows' events and keys. */
     static const char del_sql[] =
         "WITH d AS (DELETE FROM aipalq_tasks WHERE id IN ("
-        "  SELECT id FROM aipalq_tasks WHERE status = ANY(string_to_array($3, ','))"
+        "  SELECT id FROM aipalq_tasks WHERE namespace = $4"
+        "  AND status = ANY(string_to_array($3, ','))"
         "  AND completed_at < to_timestamp($1::bigint / 1000.0) LIMIT $2::int) RETURNING id),"
         " e AS (DELETE FROM aipalq_events ev USING d WHERE ev.task_id = d.id RETURNING 1),"
         " k AS (DELETE FROM aipalq_idempotency i USING d WHERE i.task_id = d.id RETURNING 1)"
@@ -772,8 +778,8 @@ static cJSON *retain_tasks(task_ctx *ctx, int days_completed, int days_failed)
                 cJSON_Delete(o);
                 return NULL;
             }
-            const char *p[] = {cutoff, n, kinds[k].statuses};
-            PGresult *r = task_sql(ctx, del_sql, 3, p);
+            const char *p[] = {cutoff, n, kinds[k].statuses, ns};
+            PGresult *r = task_sql(ctx, del_sql, 4, p);
             if (!r) {
                 cJSON_Delete(o);
                 return NULL;
