@@ -430,7 +430,7 @@ START_TEST(two_daemons_one_scheduler_takeover_on_kill)
     fclose(f);
     const char *extra[] = {"--concurrency",     "2",       "--pool",     "threads",
                            "--queues",          "default", "--schedule", sched,
-                           "--scheduler-lease", "2",       NULL};
+                           "--scheduler-lease", "3",       NULL};
     daemon_proc a = start_daemon("sched-a", extra);
     daemon_proc b = start_daemon("sched-b", extra);
     wt_sleep_ms(3000);
@@ -442,7 +442,7 @@ START_TEST(two_daemons_one_scheduler_takeover_on_kill)
     ck_assert_int_ge(before, 2);
     kill(leader->pid, SIGKILL);
     wait_exit(leader, 5000);
-    wt_sleep_ms(5000);
+    wt_sleep_ms(7000);
     ck_assert_int_eq(is_leader(other->port), 1);
     kill(other->pid, SIGTERM);
     ck_assert_int_eq(wait_exit(other, 30000), 0);
