@@ -467,6 +467,10 @@ START_TEST(classifier_is_deterministic_and_round_trips)
     ck_assert_ptr_null(textclf_from_json(bad, err, sizeof err));
     cJSON_Delete(bad);
     unlink(path);
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    rmdir(sub);
+    rmdir(dir);
     cJSON_Delete(meta2);
     textclf_free(a);
     textclf_free(b);
