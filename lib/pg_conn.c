@@ -33,6 +33,59 @@ static const char *trim_message(char *buf, size_t len, const char *msg)
     return buf;
 }
 
+/* libpq quotes a URI it cannot parse in full, password included, and client
+ * error messages end up in logs and HTTP error bodies: every occurrence of
+ * the URL's password in msg (msglen bytes) becomes "***". */
+static void redact_password(char *msg, size_t msglen, const char *url)
+{
+    char pw[256] = "";
+    const char *scheme = strstr(url, "://");
+    if (scheme) { /* scheme://user:password@host... (the last '@' before ?/#) */
+        const char *auth = scheme + 3, *end = auth + strcspn(auth, "?#"), *at = NULL;
+        for (const char *p = auth; p < end; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon)
+            snprintf(pw, sizeof pw, "%.*s", (int)(at - colon - 1), colon + 1);
+    } else if ((scheme = strstr(url, "password"))) { /* conninfo: password = value */
+        const char *p = scheme + 8 + strspn(scheme + 8, " \t");
+        if (*p == '=') {
+            p += 1 + strspn(p + 1, " \t");
+            bool quoted = *p == '\'';
+            p += quoted;
+            snprintf(pw, sizeof pw, "%.*s", (int)strcspn(p, quoted ? "'" : " \t\n"), p);
+        }
+    }
+    /* An unescaped '/' ends the authority for libpq, which then reads the
+     * password's first part as a port and quotes it: mask that part too. */
+    size_t n = strlen(pw), head = strcspn(pw, "/");
+    if (head < n && head >= 4) {
+        char part[256];
+        snprintf(part, sizeof part, "%.*s", (int)head, pw);
+        char url_part[300];
+        snprintf(url_part, sizeof url_part, "postgresql://x:%s@", part);
+        redact_password(msg, msglen, url_part);
+    }
+    if (n == 0)
+        return;
+    char out[AIPALQ__ERRMSG_SIZE];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 4 < sizeof out;) {
+        if (strncmp(p, pw, n) == 0) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            p += n;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    if (o >= msglen)
+        o = msglen - 1;
+    memcpy(msg, out, o);
+    msg[o] = '\0';
+}
+
 aipalq_status aipalq__pg_ensure(aipalq_client *c)
 {
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
@@ -46,6 +99,7 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
         char msg[AIPALQ__ERRMSG_SIZE - 64];
         trim_message(msg, sizeof msg, perr ? perr : "out of memory");
         PQfreemem(perr);
+        redact_password(msg, sizeof msg, c->database_url);
         return aipalq__fail(c, AIPALQ_EBADURL, "malformed PostgreSQL URL: %s", msg);
     }
     PQconninfoFree(parsed);
@@ -68,6 +122,7 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
     if (PQstatus(c->pg) != CONNECTION_OK) {
         char msg[AIPALQ__ERRMSG_SIZE - 64];
         trim_message(msg, sizeof msg, PQerrorMessage(c->pg));
+        redact_password(msg, sizeof msg, c->database_url);
         pg_drop(c);
         bool bad_url = strstr(msg, "invalid") && (strstr(msg, "URI") || strstr(msg, "option") ||
                                                    strstr(msg, "connection"));
