@@ -36,7 +36,9 @@ typedef struct aipalq_job aipalq_job;
  * progress and poll aipalq_job_should_stop(), and ends by setting the outcome:
  * aipalq_job_set_result() (completed), aipalq_job_set_error() (failed, retried
  * if retryable and attempts remain), or nothing (completed with a null result,
- * or cancelled if a cancel was requested). */
+ * or cancelled if a cancel was requested). During a fast stop, a handler that
+ * returns with nothing set has its task handed back without counting the
+ * attempt; an error it sets counts as one. */
 typedef void (*aipalq_handler_fn)(aipalq_job *job, void *userdata);
 
 /* Called once when a job passes its soft time limit, from a worker thread that
