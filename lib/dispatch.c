@@ -48,6 +48,22 @@ static bool push_item(aipalq__argv *args, const aipalq__dispatch_item *it)
            aipalq__argv_push_int(args, it->max_retries);
 }
 
+aipalq__dispatch_item aipalq__dispatch_item_from_row(const PGresult *res, int row)
+{
+    return (aipalq__dispatch_item){
+        .id = PQgetvalue(res, row, 0),
+        .type = PQgetvalue(res, row, 1),
+        .queue = PQgetvalue(res, row, 2),
+        .params = PQgetvalue(res, row, 3),
+        .user_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
+        .priority = atoi(PQgetvalue(res, row, 5)),
+        .max_retries = atoi(PQgetvalue(res, row, 6)),
+        .attempts = atoi(PQgetvalue(res, row, 7)),
+        .epoch = atoi(PQgetvalue(res, row, 8)),
+        .run_at_ms = aipalq__pg_ms(res, row, 9),
+    };
+}
+
 typedef struct call {
     aipalq__argv args;
 } call;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
@@ -26,6 +28,8 @@
 int64_t aipalq__now_ms(void);
 int64_t aipalq__monotonic_ms(void);
 char *aipalq__strdup(const char *s);
+/* Waits on cv (mu held) for at most ms milliseconds. */
+void aipalq__cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 /* Names of queues, types, namespaces: 1..64 of [A-Za-z0-9_.-]. */
 bool aipalq__valid_name(const char *s);
 
@@ -306,6 +310,16 @@ typedef struct aipalq__dispatch_item {
     int epoch;
     int64_t run_at_ms; /* 0 = now */
 } aipalq__dispatch_item;
+
+/* The columns aipalq__dispatch_item_from_row reads, in order; `t` is a table
+ * prefix such as "t." or "". */
+#define AIPALQ__DISPATCH_COLUMNS(t)                                                                \
+    t "id::text, " t "type, " t "queue, " t "params::text, " t "user_id, " t "priority, " t        \
+      "max_retries, " t "attempts, " t "epoch, (extract(epoch FROM " t "run_at) * 1000)::bigint"
+
+/* A dispatch item borrowing the strings of row `row` (AIPALQ__DISPATCH_COLUMNS
+ * first). */
+aipalq__dispatch_item aipalq__dispatch_item_from_row(const PGresult *res, int row);
 
 /* Dispatches items to Redis, grouped by queue, one pipelined script call per
  * queue-run. Tasks Redis already holds are left alone. With send_only the

@@ -13,8 +13,7 @@ static const char take_sql[] =
     "   (SELECT o.task_id FROM aipalq_outbox o JOIN aipalq_tasks t ON t.id = o.task_id"
     "    WHERE t.namespace = $2 ORDER BY o.created_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
     "   RETURNING task_id)"
-    " SELECT t.id::text, t.type, t.queue, t.params::text, t.user_id, t.priority, t.max_retries,"
-    "   t.attempts, t.epoch, (extract(epoch FROM t.run_at) * 1000)::bigint"
+    " SELECT " AIPALQ__DISPATCH_COLUMNS("t.")
     " FROM aipalq_tasks t JOIN o ON t.id = o.task_id"
     " WHERE t.status IN " AIPALQ__ACTIVE_STATES_SQL;
 
@@ -41,18 +40,7 @@ aipalq_status aipalq_relay_outbox(aipalq_client *c, int max, int64_t *relayed_ou
     if (st == AIPALQ_OK && !(items = calloc((size_t)rows + 1, sizeof *items)))
         st = aipalq__fail(c, AIPALQ_ENOMEM, "out of memory relaying");
     for (int i = 0; st == AIPALQ_OK && i < rows; i++)
-        items[i] = (aipalq__dispatch_item){
-            .id = PQgetvalue(res, i, 0),
-            .type = PQgetvalue(res, i, 1),
-            .queue = PQgetvalue(res, i, 2),
-            .params = PQgetvalue(res, i, 3),
-            .user_id = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-            .priority = atoi(PQgetvalue(res, i, 5)),
-            .max_retries = atoi(PQgetvalue(res, i, 6)),
-            .attempts = atoi(PQgetvalue(res, i, 7)),
-            .epoch = atoi(PQgetvalue(res, i, 8)),
-            .run_at_ms = aipalq__pg_ms(res, i, 9),
-        };
+        items[i] = aipalq__dispatch_item_from_row(res, i);
     if (st == AIPALQ_OK)
         st = aipalq__dispatch(c, items, (size_t)rows, false);
     if (st == AIPALQ_OK)

@@ -410,8 +410,9 @@ static bool should_recycle(const aipalq_worker *w, const aipalq__child *ch)
     return w->recycle_rss_kb > 0 && child_rss_kb(ch->pid) > w->recycle_rss_kb;
 }
 
-static void run_in_child(aipalq_worker *w, aipalq__child *ch, aipalq_job *job)
+static void run_in_child(aipalq_worker *w, aipalq_job *job, void *ctx)
 {
+    aipalq__child *ch = ctx;
     if (ch->pid <= 0 && !spawn(w, ch)) {
         aipalq__record *r =
             aipalq__job_failure_record(job, "cannot start a handler process", NULL, true);
@@ -440,21 +441,7 @@ void *aipalq__prefork_slot(void *arg)
     aipalq_worker *w = arg;
     aipalq__child ch = {.pid = 0, .fd = -1};
     spawn(w, &ch);
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        aipalq_job *job = aipalq__pop_ready(w);
-        pthread_mutex_unlock(&w->mu);
-        if (!job)
-            break;
-        if (w->stop == 2 || atomic_load(&job->abandoned)) {
-            if (!atomic_load(&job->abandoned))
-                aipalq__release_job(w, job);
-            aipalq__slot_done(w, job);
-            continue;
-        }
-        run_in_child(w, &ch, job);
-        aipalq__slot_done(w, job);
-    }
+    aipalq__slot_loop(w, run_in_child, &ch);
     reap(&ch, true);
     aipalq__slot_exit(w);
     return NULL;

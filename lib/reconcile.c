@@ -36,8 +36,7 @@ static const char redispatch_sql[] =
     "     ELSE completed_at END"
     " WHERE id = ANY($1::uuid[]) AND status IN " AIPALQ__ACTIVE_STATES_SQL
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
-    " RETURNING id::text, type, queue, params::text, user_id, priority, max_retries, attempts,"
-    "   epoch, (extract(epoch FROM run_at) * 1000)::bigint, status),"
+    " RETURNING " AIPALQ__DISPATCH_COLUMNS("") ", status),"
     " ev AS (INSERT INTO aipalq_events (task_id, to_status, message)"
     "   SELECT id::uuid, status, 'dispatched again by the reconciler' FROM u)"
     " SELECT * FROM u";
@@ -151,18 +150,7 @@ static aipalq_status redispatch(aipalq_client *c, const char *lost, const char *
             t->repaired++;
             continue;
         }
-        items[n++] = (aipalq__dispatch_item){
-            .id = PQgetvalue(res, i, 0),
-            .type = PQgetvalue(res, i, 1),
-            .queue = PQgetvalue(res, i, 2),
-            .params = PQgetvalue(res, i, 3),
-            .user_id = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-            .priority = atoi(PQgetvalue(res, i, 5)),
-            .max_retries = atoi(PQgetvalue(res, i, 6)),
-            .attempts = atoi(PQgetvalue(res, i, 7)),
-            .epoch = atoi(PQgetvalue(res, i, 8)),
-            .run_at_ms = aipalq__pg_ms(res, i, 9),
-        };
+        items[n++] = aipalq__dispatch_item_from_row(res, i);
     }
     st = aipalq__dispatch(c, items, n, false);
     if (st == AIPALQ_OK)

@@ -443,14 +443,7 @@ void aipalq__recorder_drain(aipalq_worker *w, int64_t deadline_mono)
 {
     pthread_mutex_lock(&w->rec_mu);
     while ((w->rec_head || w->rec_busy) && aipalq__monotonic_ms() < deadline_mono) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&w->rec_idle_cv, &w->rec_mu, &ts);
+        aipalq__cond_wait_ms(&w->rec_idle_cv, &w->rec_mu, 50);
     }
     pthread_mutex_unlock(&w->rec_mu);
 }

@@ -484,9 +484,8 @@ void aipalq__slot_done(aipalq_worker *w, aipalq_job *job)
     aipalq__job_destroy(job);
 }
 
-static void *thread_slot(void *arg)
+void aipalq__slot_loop(aipalq_worker *w, aipalq__run_fn run, void *ctx)
 {
-    aipalq_worker *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->mu);
         aipalq_job *job = aipalq__pop_ready(w);
@@ -496,12 +495,23 @@ static void *thread_slot(void *arg)
         if (w->stop == 2 || atomic_load(&job->abandoned)) {
             if (!atomic_load(&job->abandoned))
                 aipalq__release_job(w, job);
-            aipalq__slot_done(w, job);
-            continue;
+        } else {
+            run(w, job, ctx);
         }
-        run_handler(w, job);
         aipalq__slot_done(w, job);
     }
+}
+
+static void run_handler_in_thread(aipalq_worker *w, aipalq_job *job, void *ctx)
+{
+    (void)ctx;
+    run_handler(w, job);
+}
+
+static void *thread_slot(void *arg)
+{
+    aipalq_worker *w = arg;
+    aipalq__slot_loop(w, run_handler_in_thread, NULL);
     aipalq__slot_exit(w);
     return NULL;
 }
@@ -550,14 +560,7 @@ static void wait_for_slot(aipalq_worker *w)
 {
     pthread_mutex_lock(&w->mu);
     while (!w->stop && w->nrunning >= w->concurrency + w->prefetch) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&w->slot_cv, &w->mu, &ts);
+        aipalq__cond_wait_ms(&w->slot_cv, &w->mu, 200);
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -630,14 +633,7 @@ static void shutdown_slots(aipalq_worker *w)
     w->nready = 0;
     pthread_cond_broadcast(&w->ready_cv);
     while (w->nrunning > 0 && aipalq__monotonic_ms() < deadline && w->stop != 2) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&w->slot_cv, &w->mu, &ts);
+        aipalq__cond_wait_ms(&w->slot_cv, &w->mu, 100);
     }
     pthread_mutex_unlock(&w->mu);
     hand_back(w, true);

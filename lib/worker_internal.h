@@ -161,6 +161,10 @@ const aipalq__handler *aipalq__worker_handler(const aipalq_worker *w, const char
 void aipalq__slot_done(aipalq_worker *w, aipalq_job *job);
 /* Under mu: the next job for a slot, or NULL when stopping. */
 aipalq_job *aipalq__pop_ready(aipalq_worker *w);
+/* The body of a slot thread: takes ready jobs until stopped, runs each with
+ * run(w, job, ctx), hands back those that must not run, frees the slots. */
+typedef void (*aipalq__run_fn)(aipalq_worker *w, aipalq_job *job, void *ctx);
+void aipalq__slot_loop(aipalq_worker *w, aipalq__run_fn run, void *ctx);
 /* A slot thread is returning. */
 void aipalq__slot_exit(aipalq_worker *w);
 /* Records a "released" end for a job that will not run here. */
