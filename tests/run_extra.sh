@@ -4,6 +4,9 @@
 #                          pkg-config by the C and C++ example (meson's 'install' suite covers
 #                          meson install --destdir of the build directory)
 #   tests/valgrind.sh      unit and integration programs of build/ under valgrind memcheck
+#   tests/fuzz/run.sh      libFuzzer targets, corpus replay + FUZZ_SECONDS of fuzzing each
+#   tests/tsan/run.sh      ThreadSanitizer: tsan_worker driver and the worker suite
+#   tests/security/run.sh  injection, headers, slowloris, traversal, auth, secrets, root, URLs
 #   tests/dashboard/run.sh the dashboard of aipal-api in headless Chromium (playwright-core)
 #   tests/packaging/run.sh Compose, Kubernetes and systemd packaging: validation, drift against
 #                          the daemons, and the daemons run as the manifests run them
@@ -42,6 +45,12 @@ run_counted install tests/install_test.sh "$root"
 run_counted valgrind tests/valgrind.sh "$root/build"
 run_counted dashboard tests/dashboard/run.sh "$root/build"
 run_counted packaging tests/packaging/run.sh
+# Reliability and security passes: libFuzzer targets (short: FUZZ_SECONDS each, default 10
+# here), ThreadSanitizer over the worker engine (build-tsan/), and the security suite against
+# build/'s aipal-api and libaipalq.
+run_counted fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" tests/fuzz/run.sh
+run_counted tsan tests/tsan/run.sh
+run_counted security tests/security/run.sh "$root/build"
 
 echo "$passed passed, $failed failed"
 ((failed == 0))
