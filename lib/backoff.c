@@ -1,8 +1,7 @@
 /* Exponential backoff with jitter for retries. */
 #include "internal.h"
 
-int64_t aipalq__backoff_ms(int64_t base_ms, int64_t cap_ms, int jitter_percent, int retry,
-                           double r)
+int64_t aipalq__backoff_ms(int64_t base_ms, int64_t cap_ms, int jitter_percent, int retry, double r)
 {
     if (base_ms <= 0 || retry < 1)
         return 0;

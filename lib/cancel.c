@@ -30,16 +30,16 @@ static const char cancel_unleased_sql[] =
     " SELECT id, 'running', 'cancelled', 'cancelled; no worker held it' FROM u";
 
 /* Tells Redis, in the namespace the task was dispatched in. */
-static aipalq_status tell_redis(aipalq_client *c, const char *id, const char *ns,
-                                const char *queue, char *outcome, size_t len)
+static aipalq_status tell_redis(aipalq_client *c, const char *id, const char *ns, const char *queue,
+                                char *outcome, size_t len)
 {
     aipalq__argv args;
     aipalq__argv_init(&args);
     redisReply *r = NULL;
-    aipalq_status st = aipalq__push_queue_keys_ns(ns, queue, &args) &&
-                               aipalq__argv_push_str(&args, id)
-                           ? aipalq__script_call(c, AIPALQ__SCRIPT_CANCEL, AIPALQ__NQKEYS, &args, &r)
-                           : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory cancelling");
+    aipalq_status st =
+        aipalq__push_queue_keys_ns(ns, queue, &args) && aipalq__argv_push_str(&args, id)
+            ? aipalq__script_call(c, AIPALQ__SCRIPT_CANCEL, AIPALQ__NQKEYS, &args, &r)
+            : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory cancelling");
     if (st == AIPALQ_OK)
         snprintf(outcome, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);

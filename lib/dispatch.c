@@ -27,8 +27,8 @@ static char *build_payload(const aipalq__dispatch_item *it)
             return NULL;
     }
     const char *params = it->params ? it->params : "{}";
-    size_t n = strlen(params) + strlen(it->type) + strlen(it->queue) + (user ? strlen(user) : 4) +
-               160;
+    size_t n =
+        strlen(params) + strlen(it->type) + strlen(it->queue) + (user ? strlen(user) : 4) + 160;
     char *out = malloc(n);
     if (out)
         snprintf(out, n,
@@ -42,9 +42,11 @@ static char *build_payload(const aipalq__dispatch_item *it)
 
 static bool push_item(aipalq__argv *args, const aipalq__dispatch_item *it)
 {
-    return aipalq__argv_push_str(args, it->id) && aipalq__argv_push_owned(args, build_payload(it)) &&
-           aipalq__argv_push_int(args, it->priority) && aipalq__argv_push_int(args, it->run_at_ms) &&
-           aipalq__argv_push_int(args, it->epoch) && aipalq__argv_push_int(args, it->attempts) &&
+    return aipalq__argv_push_str(args, it->id) &&
+           aipalq__argv_push_owned(args, build_payload(it)) &&
+           aipalq__argv_push_int(args, it->priority) &&
+           aipalq__argv_push_int(args, it->run_at_ms) && aipalq__argv_push_int(args, it->epoch) &&
+           aipalq__argv_push_int(args, it->attempts) &&
            aipalq__argv_push_int(args, it->max_retries);
 }
 
@@ -135,8 +137,8 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
      * connection stays in step. */
     for (size_t k = 0; k < appended; k++) {
         redisReply *r = NULL;
-        aipalq_status rs = aipalq__script_reply(c, AIPALQ__SCRIPT_DISPATCH, AIPALQ__NQKEYS,
-                                                &calls[k].args, &r);
+        aipalq_status rs =
+            aipalq__script_reply(c, AIPALQ__SCRIPT_DISPATCH, AIPALQ__NQKEYS, &calls[k].args, &r);
         freeReplyObject(r);
         if (rs != AIPALQ_OK && st == AIPALQ_OK)
             st = rs;

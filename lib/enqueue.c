@@ -16,8 +16,7 @@
 /* Resolves the settings of entry i against its type; fills the dispatch item
  * and adds the row object to `rows`. */
 static aipalq_status prepare_entry(aipalq_client *c, struct aipalq_batch_entry *e, size_t i,
-                                   bool single, int64_t now, cJSON *rows,
-                                   aipalq__dispatch_item *it)
+                                   bool single, int64_t now, cJSON *rows, aipalq__dispatch_item *it)
 {
     const char *where = single ? "" : "batch task ";
     char idx[32] = "";
@@ -124,16 +123,16 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
      * nothing could ever dispatch. */
     aipalq__redis_target target;
     char url_err[256];
-    if (!conn && aipalq__redis_url_parse(c->redis_url, &target, url_err, sizeof url_err) !=
-                     AIPALQ_OK)
+    if (!conn &&
+        aipalq__redis_url_parse(c->redis_url, &target, url_err, sizeof url_err) != AIPALQ_OK)
         return aipalq__fail(c, AIPALQ_EBADURL, "%s", url_err);
     bool single = b->count == 1;
     cJSON *rows = cJSON_CreateArray();
     aipalq__dispatch_item *items = calloc(b->count, sizeof *items);
     char *json = NULL;
     PGresult *res = NULL;
-    aipalq_status st = rows && items ? AIPALQ_OK
-                                     : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
+    aipalq_status st =
+        rows && items ? AIPALQ_OK : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
     int64_t now = aipalq__now_ms();
     for (size_t i = 0; st == AIPALQ_OK && i < b->count; i++)
         st = prepare_entry(c, &b->entries[i], i, single, now, rows, &items[i]);

@@ -9,9 +9,9 @@
 
 #include "worker_internal.h"
 
-#define TICK_BUSY_MS 100
-#define TICK_IDLE_MS 250
-#define REGISTRY_EVERY_MS 2000
+#define TICK_BUSY_MS       100
+#define TICK_IDLE_MS       250
+#define REGISTRY_EVERY_MS  2000
 #define RECONCILE_GRACE_MS 15000
 
 typedef struct beat_item {
@@ -116,8 +116,9 @@ static void extend_leases(aipalq_worker *w, aipalq_client *c)
                  aipalq__argv_push_int(&args, items[j].token);
         }
         redisReply *r = NULL;
-        if (ok && aipalq__script_call(c, AIPALQ__SCRIPT_HEARTBEAT, AIPALQ__NQKEYS, &args, &r) ==
-                      AIPALQ_OK &&
+        if (ok &&
+            aipalq__script_call(c, AIPALQ__SCRIPT_HEARTBEAT, AIPALQ__NQKEYS, &args, &r) ==
+                AIPALQ_OK &&
             r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)m) {
             for (int k = 0; k < m; k++)
                 items[idx[k]].result = (int)r->element[k]->integer;

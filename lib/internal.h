@@ -16,11 +16,11 @@
 
 #include "aipal/aipalq.h"
 
-#define AIPALQ__CLIENT_MAGIC 0x41495051u /* "AIPQ" */
-#define AIPALQ__DEAD_MAGIC 0xdeadbeefu
-#define AIPALQ__ERRMSG_SIZE 1024
-#define AIPALQ__MAX_KEY_LEN 200
-#define AIPALQ__MAX_USER_LEN 200
+#define AIPALQ__CLIENT_MAGIC      0x41495051u /* "AIPQ" */
+#define AIPALQ__DEAD_MAGIC        0xdeadbeefu
+#define AIPALQ__ERRMSG_SIZE       1024
+#define AIPALQ__MAX_KEY_LEN       200
+#define AIPALQ__MAX_USER_LEN      200
 #define AIPALQ__ACTIVE_STATES_SQL "('pending','scheduled','running','retrying')"
 
 /* ------------------------------------------------------------ utilities */
@@ -80,9 +80,9 @@ aipalq_status aipalq__json_text_check(const char *text, const char *what, size_t
 /* --------------------------------------------------------------- state */
 
 #define AIPALQ__STATE_BIT(s) (1u << (s))
-#define AIPALQ__ALL_STATES ((1u << AIPALQ_STATE_COUNT) - 1)
+#define AIPALQ__ALL_STATES   ((1u << AIPALQ_STATE_COUNT) - 1)
 #define AIPALQ__FINAL_STATES                                                                       \
-    (AIPALQ__STATE_BIT(AIPALQ_STATE_COMPLETED) | AIPALQ__STATE_BIT(AIPALQ_STATE_FAILED) |         \
+    (AIPALQ__STATE_BIT(AIPALQ_STATE_COMPLETED) | AIPALQ__STATE_BIT(AIPALQ_STATE_FAILED) |          \
      AIPALQ__STATE_BIT(AIPALQ_STATE_CANCELLED))
 
 /* Writes, as a SQL array literal such as {pending,scheduled}, the states among
@@ -146,10 +146,10 @@ struct aipalq_client {
     redisContext *redis;
     PGconn *pg;
     bool scripts_loaded;
-    int redis_unread; /* replies of sent-ahead dispatches not yet read */
+    int redis_unread;          /* replies of sent-ahead dispatches not yet read */
     unsigned pg_prepared;      /* bit per aipalq__stmt prepared on this connection */
     unsigned pg_list_prepared; /* bit per list shape prepared on this connection */
-    char script_sha[16][41]; /* by aipalq__script_id, from SCRIPT LOAD */
+    char script_sha[16][41];   /* by aipalq__script_id, from SCRIPT LOAD */
     aipalq__types types;
     aipalq_status last_status;
     char errmsg[AIPALQ__ERRMSG_SIZE];
@@ -270,13 +270,13 @@ int64_t aipalq__pg_ms(const PGresult *res, int row, int col);
 /* The columns every task query selects, in the order aipalq__task_from_row
  * reads them. */
 #define AIPALQ__TASK_COLUMNS                                                                       \
-    "id::text, type, queue, status, priority, params::text, result::text, error_message, "       \
+    "id::text, type, queue, status, priority, params::text, result::text, error_message, "         \
     "error_detail, attempts, max_retries, "                                                        \
     "(extract(epoch from created_at)*1000)::bigint, "                                              \
     "(extract(epoch from started_at)*1000)::bigint, "                                              \
     "(extract(epoch from completed_at)*1000)::bigint, "                                            \
     "(extract(epoch from updated_at)*1000)::bigint, "                                              \
-    "(extract(epoch from run_at)*1000)::bigint, worker_id, user_id, idempotency_key, progress, "  \
+    "(extract(epoch from run_at)*1000)::bigint, worker_id, user_id, idempotency_key, progress, "   \
     "progress_message, cancel_requested, epoch"
 
 struct aipalq_task {

@@ -276,9 +276,9 @@ static aipalq__record *failure_record(aipalq_job *job, const char *msg, const ch
     r->detail = aipalq__strdup(detail);
     if (retry) {
         double u = (double)(rand() % 1000000) / 1000000.0;
-        int64_t delay = aipalq__backoff_ms(job->settings.backoff_base_ms,
-                                           job->settings.backoff_cap_ms,
-                                           job->settings.backoff_jitter_percent, job->attempt, u);
+        int64_t delay =
+            aipalq__backoff_ms(job->settings.backoff_base_ms, job->settings.backoff_cap_ms,
+                               job->settings.backoff_jitter_percent, job->attempt, u);
         r->run_at_ms = aipalq__now_ms() + delay;
     }
     return r;

@@ -241,11 +241,11 @@ aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq
     return aipalq__ok(c);
 }
 
-static aipalq_status list_view(aipalq_client *c, unsigned states, bool oldest_first,
-                               int64_t limit, int64_t offset, aipalq_list **out)
+static aipalq_status list_view(aipalq_client *c, unsigned states, bool oldest_first, int64_t limit,
+                               int64_t offset, aipalq_list **out)
 {
-    aipalq_filter f = {.states = states, .limit = limit, .offset = offset,
-                       .oldest_first = oldest_first};
+    aipalq_filter f = {
+        .states = states, .limit = limit, .offset = offset, .oldest_first = oldest_first};
     if (limit < 1 || limit > 1000 || offset < 0)
         return aipalq__fail(c, AIPALQ_EINVAL, "limit must be 1..1000 and offset >= 0");
     return aipalq_list_tasks(c, &f, out);
@@ -261,8 +261,7 @@ aipalq_status aipalq_list_pending(aipalq_client *c, int64_t limit, int64_t offse
     return list_view(c, waiting, true, limit, offset, out);
 }
 
-aipalq_status aipalq_list_failed(aipalq_client *c, int64_t limit, int64_t offset,
-                                 aipalq_list **out)
+aipalq_status aipalq_list_failed(aipalq_client *c, int64_t limit, int64_t offset, aipalq_list **out)
 {
     if (!aipalq__client_ok(c))
         return AIPALQ_EMISUSE;

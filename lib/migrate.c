@@ -23,8 +23,8 @@ static const struct {
 static aipalq_status read_version(aipalq_client *c, int *version)
 {
     PGresult *res;
-    aipalq_status st = aipalq__pg_exec(c, "SELECT to_regclass('aipalq_schema') IS NOT NULL", 0,
-                                       NULL, &res);
+    aipalq_status st =
+        aipalq__pg_exec(c, "SELECT to_regclass('aipalq_schema') IS NOT NULL", 0, NULL, &res);
     if (st != AIPALQ_OK)
         return st;
     bool exists = PQgetvalue(res, 0, 0)[0] == 't';
@@ -80,8 +80,8 @@ aipalq_status aipalq_migrate(aipalq_client *c)
 {
     if (!aipalq__client_ok(c))
         return AIPALQ_EMISUSE;
-    aipalq_status st = aipalq__pg_exec(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0, NULL,
-                                       NULL);
+    aipalq_status st =
+        aipalq__pg_exec(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0, NULL, NULL);
     if (st != AIPALQ_OK)
         return st;
     st = aipalq__pg_exec(c,
@@ -94,8 +94,8 @@ aipalq_status aipalq_migrate(aipalq_client *c)
         st = read_version(c, &version);
     if (st == AIPALQ_OK && version > AIPALQ_SCHEMA_VERSION)
         st = aipalq__fail(c, AIPALQ_ESCHEMA,
-                          "database schema is version %d; this libaipalq %s knows up to %d", version,
-                          AIPALQ_VERSION_STRING, AIPALQ_SCHEMA_VERSION);
+                          "database schema is version %d; this libaipalq %s knows up to %d",
+                          version, AIPALQ_VERSION_STRING, AIPALQ_SCHEMA_VERSION);
     for (int i = 0; st == AIPALQ_OK && i < MIGRATION_COUNT; i++)
         if (migrations[i].version > version)
             st = apply(c, i);

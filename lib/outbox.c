@@ -13,9 +13,8 @@ static const char take_sql[] =
     "   (SELECT o.task_id FROM aipalq_outbox o JOIN aipalq_tasks t ON t.id = o.task_id"
     "    WHERE t.namespace = $2 ORDER BY o.created_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
     "   RETURNING task_id)"
-    " SELECT " AIPALQ__DISPATCH_COLUMNS("t.")
-    " FROM aipalq_tasks t JOIN o ON t.id = o.task_id"
-    " WHERE t.status IN " AIPALQ__ACTIVE_STATES_SQL;
+    " SELECT " AIPALQ__DISPATCH_COLUMNS("t.") " FROM aipalq_tasks t JOIN o ON t.id = o.task_id"
+                                              " WHERE t.status IN " AIPALQ__ACTIVE_STATES_SQL;
 
 aipalq_status aipalq_relay_outbox(aipalq_client *c, int max, int64_t *relayed_out)
 {

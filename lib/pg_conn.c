@@ -108,9 +108,15 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
     int64_t secs = (c->connect_timeout_ms + 999) / 1000;
     snprintf(timeout, sizeof timeout, "%lld", (long long)(secs < 2 ? 2 : secs));
     /* Settings before "dbname" are defaults that the URL may override. */
-    const char *keys[] = {"connect_timeout", "application_name", "keepalives",
-                          "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "dbname", NULL, NULL};
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
+                          NULL,
+                          NULL};
     const char *vals[] = {timeout, "libaipalq", "1", "10", "5", "3", c->database_url, NULL, NULL};
     if (c->async_commit) {
         keys[7] = "options";
@@ -124,8 +130,8 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
         trim_message(msg, sizeof msg, PQerrorMessage(c->pg));
         redact_password(msg, sizeof msg, c->database_url);
         pg_drop(c);
-        bool bad_url = strstr(msg, "invalid") && (strstr(msg, "URI") || strstr(msg, "option") ||
-                                                   strstr(msg, "connection"));
+        bool bad_url = strstr(msg, "invalid") &&
+                       (strstr(msg, "URI") || strstr(msg, "option") || strstr(msg, "connection"));
         return aipalq__fail(c, bad_url ? AIPALQ_EBADURL : AIPALQ_EPG,
                             "cannot connect to PostgreSQL: %s", msg);
     }

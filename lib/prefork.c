@@ -298,8 +298,8 @@ static bool send_task(aipalq__child *ch, const aipalq_job *job)
     snprintf(maxr, sizeof maxr, "%d", job->max_retries);
     snprintf(token, sizeof token, "%lld", (long long)job->token);
     snprintf(prio, sizeof prio, "%d", job->priority);
-    const char *fields[] = {job->id, job->type,   job->queue, job->params, job->user_id,
-                            attempt, maxr,        token,      prio};
+    const char *fields[] = {job->id, job->type, job->queue, job->params, job->user_id,
+                            attempt, maxr,      token,      prio};
     return aipalq__frame_write(ch->fd, AIPALQ__FRAME_TASK, fields, 9);
 }
 

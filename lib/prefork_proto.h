@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIPALQ__FRAME_TASK 'T'
-#define AIPALQ__FRAME_PROGRESS 'P'
-#define AIPALQ__FRAME_RESULT 'R'
+#define AIPALQ__FRAME_TASK       'T'
+#define AIPALQ__FRAME_PROGRESS   'P'
+#define AIPALQ__FRAME_RESULT     'R'
 #define AIPALQ__FRAME_MAX_FIELDS 12
 
 typedef struct aipalq__frame {

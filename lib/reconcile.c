@@ -20,7 +20,8 @@ static const char page_sql[] =
     "SELECT id::text, queue, status FROM aipalq_tasks"
     " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " AND id > $1::uuid AND namespace = $3"
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
-    " ORDER BY id LIMIT " "500";
+    " ORDER BY id LIMIT "
+    "500";
 
 /* Re-dispatch from PostgreSQL: only rows still unfinished and still quiet
  * (a worker that touched the row meanwhile wins). A running task that Redis
@@ -36,10 +37,11 @@ static const char redispatch_sql[] =
     "     ELSE completed_at END"
     " WHERE id = ANY($1::uuid[]) AND status IN " AIPALQ__ACTIVE_STATES_SQL
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
-    " RETURNING " AIPALQ__DISPATCH_COLUMNS("") ", status),"
-    " ev AS (INSERT INTO aipalq_events (task_id, to_status, message)"
-    "   SELECT id::uuid, status, 'dispatched again by the reconciler' FROM u)"
-    " SELECT * FROM u";
+    " RETURNING " AIPALQ__DISPATCH_COLUMNS(
+        "") ", status),"
+            " ev AS (INSERT INTO aipalq_events (task_id, to_status, message)"
+            "   SELECT id::uuid, status, 'dispatched again by the reconciler' FROM u)"
+            " SELECT * FROM u";
 
 /* Records an outcome that Redis holds (its done entry) on an unfinished row. */
 static const char record_outcome_sql[] =
@@ -91,8 +93,7 @@ static aipalq_status record_outcome(aipalq_client *c, const char *id, const char
 /* Asks Redis what it knows of the rows of one queue and sorts them into
  * lost (appended to `lost`, a SQL array literal being built) or repaired. */
 static aipalq_status probe_queue(aipalq_client *c, const page_row *rows, const size_t *idx,
-                                 size_t n, const char *grace, char *lost, size_t lost_len,
-                                 tally *t)
+                                 size_t n, const char *grace, char *lost, size_t lost_len, tally *t)
 {
     aipalq__argv args;
     aipalq__argv_init(&args);
@@ -166,8 +167,8 @@ static aipalq_status reconcile_page(aipalq_client *c, const page_row *rows, size
     size_t *idx = malloc(n * sizeof *idx);
     bool *seen = calloc(n, sizeof *seen);
     char *lost = malloc(n * (AIPALQ_ID_SIZE + 1) + 4);
-    aipalq_status st = idx && seen && lost ? AIPALQ_OK
-                                           : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory");
+    aipalq_status st =
+        idx && seen && lost ? AIPALQ_OK : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory");
     if (lost)
         strcpy(lost, "{");
     for (size_t i = 0; i < n && st == AIPALQ_OK; i++) {

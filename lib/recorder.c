@@ -330,8 +330,8 @@ static int merge_batch(aipalq__record **batch, int n, id_table *t)
     for (int i = 0; i < n; i++) {
         aipalq__record *r = batch[i];
         unsigned h = id_hash(r->id);
-        while (t->slot[h] && strcmp(batch[t->slot[h] - 1] ? batch[t->slot[h] - 1]->id : "",
-                                    r->id) != 0)
+        while (t->slot[h] &&
+               strcmp(batch[t->slot[h] - 1] ? batch[t->slot[h] - 1]->id : "", r->id) != 0)
             h = (h + 1) & (SLOTS - 1);
         aipalq__record *prev = t->slot[h] ? batch[t->slot[h] - 1] : NULL;
         bool same = prev && prev->token == r->token && !prev->sync && !prev->redis_done;

@@ -200,8 +200,9 @@ bool aipalq__argv_push_int(aipalq__argv *a, int64_t v)
 /* ------------------------------------------------------------ scripts */
 
 /* EVALSHA/EVAL argument vector: command, sha-or-source, nkeys, args... */
-static aipalq__argv *build_eval(const aipalq_client *c, aipalq__script_id id, int nkeys, const aipalq__argv *args,
-                                bool by_sha, aipalq__argv *out, char *nkeys_buf)
+static aipalq__argv *build_eval(const aipalq_client *c, aipalq__script_id id, int nkeys,
+                                const aipalq__argv *args, bool by_sha, aipalq__argv *out,
+                                char *nkeys_buf)
 {
     aipalq__argv_init(out);
     snprintf(nkeys_buf, 16, "%d", nkeys);
@@ -221,11 +222,11 @@ static aipalq_status reply_status(aipalq_client *c, aipalq__script_id id, redisR
 {
     if (!r) {
         /* hiredis reports a command timeout as an I/O error (EAGAIN). */
-        bool timed_out = c->redis->err == REDIS_ERR_IO &&
-                         (strstr(c->redis->errstr, "temporarily unavailable") ||
-                          strstr(c->redis->errstr, "timed out"));
-        aipalq_status st = aipalq__fail(c, timed_out ? AIPALQ_ETIMEOUT : AIPALQ_EREDIS,
-                                        "Redis: %s", c->redis->errstr);
+        bool timed_out =
+            c->redis->err == REDIS_ERR_IO && (strstr(c->redis->errstr, "temporarily unavailable") ||
+                                              strstr(c->redis->errstr, "timed out"));
+        aipalq_status st = aipalq__fail(c, timed_out ? AIPALQ_ETIMEOUT : AIPALQ_EREDIS, "Redis: %s",
+                                        c->redis->errstr);
         aipalq__redis_drop(c);
         return st;
     }
@@ -343,10 +344,11 @@ bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__
 bool aipalq__push_queue_keys_ns(const char *ns, const char *queue, aipalq__argv *args)
 {
     static const char *const suffix[AIPALQ__NQKEYS] = {
-        [AIPALQ__K_READY] = "ready",   [AIPALQ__K_SCHED] = "sched", [AIPALQ__K_LEASES] = "leases",
-        [AIPALQ__K_JOB] = "job",       [AIPALQ__K_META] = "meta",   [AIPALQ__K_CANCEL] = "cancel",
-        [AIPALQ__K_SEQ] = "seq",       [AIPALQ__K_WAKE] = "wake",   [AIPALQ__K_DONE] = "done",
-        [AIPALQ__K_DONE_EXP] = "done_exp",
+        [AIPALQ__K_READY] = "ready",   [AIPALQ__K_SCHED] = "sched",
+        [AIPALQ__K_LEASES] = "leases", [AIPALQ__K_JOB] = "job",
+        [AIPALQ__K_META] = "meta",     [AIPALQ__K_CANCEL] = "cancel",
+        [AIPALQ__K_SEQ] = "seq",       [AIPALQ__K_WAKE] = "wake",
+        [AIPALQ__K_DONE] = "done",     [AIPALQ__K_DONE_EXP] = "done_exp",
     };
     for (int i = 0; i < AIPALQ__NQKEYS; i++)
         if (!aipalq__argv_push_owned(args, qkey_ns(ns, queue, suffix[i])))

@@ -63,62 +63,60 @@
  * epoch, attempts, max_retries. A task Redis already holds is skipped, which
  * makes dispatch safe to repeat (reconciler, outbox relay, retries of a
  * failed pipeline). Returns how many tasks were added. */
-static const char dispatch_lua[] = LUA_PRELUDE
-    "local now = tonumber(ARGV[1])\n"
-    "local added, ready = 0, 0\n"
-    "for i = 2, #ARGV, 7 do\n"
-    "  local id = ARGV[i]\n"
-    "  if redis.call('HEXISTS', KEYS[5], id) == 0 then\n"
-    "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
-    "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
-    "    redis.call('HSET', KEYS[4], id, ARGV[i+1])\n"
-    "    redis.call('HDEL', KEYS[9], id)\n"
-    "    redis.call('ZREM', KEYS[10], id)\n"
-    "    if runat > now then\n"
-    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, 0))\n"
-    "      redis.call('ZADD', KEYS[2], runat, id)\n"
-    "    else\n"
-    "      make_ready(id, att, ep, prio, maxr, 0)\n"
-    "      ready = ready + 1\n"
-    "    end\n"
-    "    added = added + 1\n"
-    "  end\n"
-    "end\n"
-    "wake(ready)\n"
-    "return added\n";
+static const char dispatch_lua[] =
+    LUA_PRELUDE "local now = tonumber(ARGV[1])\n"
+                "local added, ready = 0, 0\n"
+                "for i = 2, #ARGV, 7 do\n"
+                "  local id = ARGV[i]\n"
+                "  if redis.call('HEXISTS', KEYS[5], id) == 0 then\n"
+                "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
+                "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
+                "    redis.call('HSET', KEYS[4], id, ARGV[i+1])\n"
+                "    redis.call('HDEL', KEYS[9], id)\n"
+                "    redis.call('ZREM', KEYS[10], id)\n"
+                "    if runat > now then\n"
+                "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, 0))\n"
+                "      redis.call('ZADD', KEYS[2], runat, id)\n"
+                "    else\n"
+                "      make_ready(id, att, ep, prio, maxr, 0)\n"
+                "      ready = ready + 1\n"
+                "    end\n"
+                "    added = added + 1\n"
+                "  end\n"
+                "end\n"
+                "wake(ready)\n"
+                "return added\n";
 
 /* ARGV: id. Withdraws a waiting task ("withdrawn"), flags a leased one
  * ("requested"), or reports that Redis does not hold it ("absent"). */
-static const char cancel_lua[] = LUA_PRELUDE
-    "local id = ARGV[1]\n"
-    "local m = redis.call('HGET', KEYS[5], id)\n"
-    "if not m then return 'absent' end\n"
-    "if string.sub(m, 1, 1) == 'r' then\n"
-    "  redis.call('SADD', KEYS[6], id)\n"
-    "  return 'requested'\n"
-    "end\n"
-    "redis.call('ZREM', KEYS[1], id)\n"
-    "redis.call('ZREM', KEYS[2], id)\n"
-    "redis.call('HDEL', KEYS[4], id)\n"
-    "redis.call('HDEL', KEYS[5], id)\n"
-    "return 'withdrawn'\n";
+static const char cancel_lua[] = LUA_PRELUDE "local id = ARGV[1]\n"
+                                             "local m = redis.call('HGET', KEYS[5], id)\n"
+                                             "if not m then return 'absent' end\n"
+                                             "if string.sub(m, 1, 1) == 'r' then\n"
+                                             "  redis.call('SADD', KEYS[6], id)\n"
+                                             "  return 'requested'\n"
+                                             "end\n"
+                                             "redis.call('ZREM', KEYS[1], id)\n"
+                                             "redis.call('ZREM', KEYS[2], id)\n"
+                                             "redis.call('HDEL', KEYS[4], id)\n"
+                                             "redis.call('HDEL', KEYS[5], id)\n"
+                                             "return 'withdrawn'\n";
 
 /* ARGV: ids. Returns, per id, {meta or '', lease deadline or '', done or ''}:
  * what Redis knows of each task, for the reconciler. */
-static const char probe_lua[] = LUA_PRELUDE
-    "local out = {}\n"
-    "for i = 1, #ARGV do\n"
-    "  local id = ARGV[i]\n"
-    "  out[i] = {redis.call('HGET', KEYS[5], id) or '',\n"
-    "            redis.call('ZSCORE', KEYS[3], id) or '',\n"
-    "            redis.call('HGET', KEYS[9], id) or ''}\n"
-    "end\n"
-    "return out\n";
+static const char probe_lua[] = LUA_PRELUDE "local out = {}\n"
+                                            "for i = 1, #ARGV do\n"
+                                            "  local id = ARGV[i]\n"
+                                            "  out[i] = {redis.call('HGET', KEYS[5], id) or '',\n"
+                                            "            redis.call('ZSCORE', KEYS[3], id) or '',\n"
+                                            "            redis.call('HGET', KEYS[9], id) or ''}\n"
+                                            "end\n"
+                                            "return out\n";
 
 /* Returns {ready, waiting for a time, leased, cached outcomes}. */
-static const char depth_lua[] = LUA_PRELUDE
-    "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
-    "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
+static const char depth_lua[] =
+    LUA_PRELUDE "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
+                "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
 
 /* ARGV: now_ms, lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
  * expired leases, then leases up to `max` tasks. Returns
@@ -150,10 +148,12 @@ static const char take_lua[] = LUA_PRELUDE
     "    local state\n"
     "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then\n"
     "      state = 'cancelled'\n"
-    "      finish(id, cjson.encode({status = state, error = 'cancelled; its worker was lost'}), now, ttl)\n"
+    "      finish(id, cjson.encode({status = state, error = 'cancelled; its worker was lost'}), "
+    "now, ttl)\n"
     "    elseif att > maxr then\n"
     "      state = 'failed'\n"
-    "      finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the last attempt'}), now, ttl)\n"
+    "      finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the "
+    "last attempt'}), now, ttl)\n"
     "    else\n"
     "      state = 'requeued'\n"
     "      make_ready(id, att, ep, prio, maxr, dlv)\n"
@@ -173,7 +173,8 @@ static const char take_lua[] = LUA_PRELUDE
     "    att, dlv = att + 1, dlv + 1\n"
     "    redis.call('HSET', KEYS[5], id, meta('r', att, ep, prio, maxr, dlv))\n"
     "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
-    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep * 1000000 + dlv}\n"
+    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep * 1000000 + "
+    "dlv}\n"
     "  end\n"
     "end\n"
     "local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
@@ -228,20 +229,20 @@ static const char settle_lua[] = LUA_PRELUDE LUA_LEASED
 /* ARGV: now_ms, lease_ms, then per delivery 2 values: id, token. Extends
  * each lease still held by that delivery. Returns per delivery 0 (lease
  * lost), 1 (extended) or 2 (extended, and a cancel was requested). */
-static const char heartbeat_lua[] = LUA_PRELUDE LUA_LEASED
-    "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local out = {}\n"
-    "for i = 3, #ARGV, 2 do\n"
-    "  local id, tok = ARGV[i], tonumber(ARGV[i+1])\n"
-    "  local r = 0\n"
-    "  if leased(id, tok) then\n"
-    "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
-    "    r = 1\n"
-    "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
-    "  end\n"
-    "  out[#out + 1] = r\n"
-    "end\n"
-    "return out\n";
+static const char heartbeat_lua[] =
+    LUA_PRELUDE LUA_LEASED "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+                           "local out = {}\n"
+                           "for i = 3, #ARGV, 2 do\n"
+                           "  local id, tok = ARGV[i], tonumber(ARGV[i+1])\n"
+                           "  local r = 0\n"
+                           "  if leased(id, tok) then\n"
+                           "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
+                           "    r = 1\n"
+                           "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
+                           "  end\n"
+                           "  out[#out + 1] = r\n"
+                           "end\n"
+                           "return out\n";
 
 /* The worker registry is not per queue: KEYS[1] is the registry hash
  * (worker id -> JSON), KEYS[2] a ZSET of last heartbeats. ARGV: now_ms,

@@ -62,8 +62,8 @@ aipalq_status aipalq__registry_publish(aipalq_worker *w, aipalq_client *c, bool 
               aipalq__argv_push_int(&args, DEAD_AFTER_MS) && aipalq__argv_push_str(&args, w->id) &&
               aipalq__argv_push_owned(&args, leaving ? aipalq__strdup("") : worker_json(w));
     redisReply *r = NULL;
-    aipalq_status st = ok ? aipalq__script_call(c, AIPALQ__SCRIPT_REGISTRY, 2, &args, &r)
-                          : AIPALQ_ENOMEM;
+    aipalq_status st =
+        ok ? aipalq__script_call(c, AIPALQ__SCRIPT_REGISTRY, 2, &args, &r) : AIPALQ_ENOMEM;
     freeReplyObject(r);
     aipalq__argv_free(&args);
     return st;

@@ -12,9 +12,15 @@ static const char *const state_names[AIPALQ_STATE_COUNT] = {
 #undef AIPALQ__STATE_TEXT
 };
 
-enum { P = AIPALQ_STATE_PENDING, S = AIPALQ_STATE_SCHEDULED, R = AIPALQ_STATE_RUNNING,
-       T = AIPALQ_STATE_RETRYING, C = AIPALQ_STATE_COMPLETED, F = AIPALQ_STATE_FAILED,
-       X = AIPALQ_STATE_CANCELLED };
+enum {
+    P = AIPALQ_STATE_PENDING,
+    S = AIPALQ_STATE_SCHEDULED,
+    R = AIPALQ_STATE_RUNNING,
+    T = AIPALQ_STATE_RETRYING,
+    C = AIPALQ_STATE_COMPLETED,
+    F = AIPALQ_STATE_FAILED,
+    X = AIPALQ_STATE_CANCELLED
+};
 
 /* allowed[from][to]. Why each row is what it is:
  * - pending/scheduled/retrying wait for a worker; they may start, be cancelled,

@@ -62,8 +62,8 @@ static aipalq_status take_queue(aipalq_worker *w, aipalq_client *c, const char *
         *next_due = due;
     for (size_t i = 0; i < taken->elements; i++) {
         const redisReply *e = taken->element[i];
-        aipalq_job *job = aipalq__job_new(w, queue, e->element[1]->str,
-                                          (int)e->element[2]->integer, e->element[3]->integer);
+        aipalq_job *job = aipalq__job_new(w, queue, e->element[1]->str, (int)e->element[2]->integer,
+                                          e->element[3]->integer);
         if (!job) {
             /* A payload we cannot read: its lease expires and the reconciler
              * or a newer worker deals with it; never guess. */

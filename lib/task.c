@@ -201,7 +201,8 @@ const char *aipalq_task_json(const aipalq_task *ct)
     add_time(o, "updated_at", t->updated_ms);
     add_time(o, "run_at", t->run_at_ms);
     if (t->started_ms && t->completed_ms)
-        cJSON_AddNumberToObject(o, "duration_seconds", (double)(t->completed_ms - t->started_ms) / 1000.0);
+        cJSON_AddNumberToObject(o, "duration_seconds",
+                                (double)(t->completed_ms - t->started_ms) / 1000.0);
     else
         cJSON_AddNullToObject(o, "duration_seconds");
     add_text(o, "worker_id", t->worker_id);

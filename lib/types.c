@@ -186,15 +186,14 @@ aipalq_status aipalq_type_set_result_ttl(aipalq_client *c, const char *name, int
 
 /* Reads an optional integer member; false (with a message) when present but
  * not an integer. */
-static bool json_int(aipalq_client *c, const cJSON *obj, const char *key, size_t idx,
-                     int64_t *out)
+static bool json_int(aipalq_client *c, const cJSON *obj, const char *key, size_t idx, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v)
         return true;
     /* Range first: converting a double outside int64_t is undefined. */
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9007199254740992.0 &&
-                                v->valuedouble <= 9007199254740992.0) ||
+    if (!cJSON_IsNumber(v) ||
+        !(v->valuedouble >= -9007199254740992.0 && v->valuedouble <= 9007199254740992.0) ||
         v->valuedouble != (double)(int64_t)v->valuedouble) {
         aipalq__fail(c, AIPALQ_EINVAL, "types[%zu].%s must be an integer", idx, key);
         return false;
@@ -203,8 +202,7 @@ static bool json_int(aipalq_client *c, const cJSON *obj, const char *key, size_t
     return true;
 }
 
-static aipalq_status type_from_json(aipalq_client *c, const cJSON *obj, size_t idx,
-                                    aipalq__type *t)
+static aipalq_status type_from_json(aipalq_client *c, const cJSON *obj, size_t idx, aipalq__type *t)
 {
     memset(t, 0, sizeof *t);
     type_defaults(t);

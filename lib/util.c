@@ -50,8 +50,8 @@ bool aipalq__valid_name(const char *s)
     size_t n = 0;
     for (const char *p = s; *p; p++, n++) {
         char ch = *p;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-' || ch == '.';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
         if (!ok || n >= AIPALQ_MAX_NAME_LEN)
             return false;
     }

@@ -175,8 +175,7 @@ aipalq_status aipalq_worker_handle(aipalq_worker *w, const char *type, aipalq_ha
     if (!fn || !type)
         return werr(w, AIPALQ_EINVAL, "type and handler must not be NULL");
     if (!aipalq__types_find(&w->cfg->types, type)) {
-        aipalq__worker_set_err(w, "unknown task type '%.64s': define it on the client first",
-                               type);
+        aipalq__worker_set_err(w, "unknown task type '%.64s': define it on the client first", type);
         return AIPALQ_EUNKNOWNTYPE;
     }
     aipalq__handler *existing = (aipalq__handler *)aipalq__worker_handler(w, type);
@@ -311,8 +310,7 @@ aipalq_status aipalq_worker_set_maintenance_ms(aipalq_worker *w, int64_t interva
     return st;
 }
 
-aipalq_status aipalq_worker_on_soft_limit(aipalq_worker *w, aipalq_soft_limit_fn fn,
-                                          void *userdata)
+aipalq_status aipalq_worker_on_soft_limit(aipalq_worker *w, aipalq_soft_limit_fn fn, void *userdata)
 {
     aipalq_status st = configurable(w);
     if (st == AIPALQ_OK) {

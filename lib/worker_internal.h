@@ -12,8 +12,8 @@
 #include "internal.h"
 
 #define AIPALQ__WORKER_MAGIC 0x4149574bu /* "AIWK" */
-#define AIPALQ__JOB_MAGIC 0x41494a42u    /* "AIJB" */
-#define AIPALQ__MAX_QUEUES 64
+#define AIPALQ__JOB_MAGIC    0x41494a42u /* "AIJB" */
+#define AIPALQ__MAX_QUEUES   64
 /* Records waiting for the recorder beyond which the dispatcher stops taking
  * work (PostgreSQL is slow or down: do not run what cannot be recorded). */
 #define AIPALQ__RECORDER_BACKLOG 4000
@@ -33,8 +33,8 @@ struct aipalq_job {
     char *type, *queue, *params, *user_id;
     int priority, attempt, max_retries;
     int64_t token;
-    aipalq__type settings;  /* the type's backoff, limits and TTL */
-    int64_t started_mono;   /* when the handler started; 0 before */
+    aipalq__type settings; /* the type's backoff, limits and TTL */
+    int64_t started_mono;  /* when the handler started; 0 before */
     int64_t taken_mono;
     atomic_int cancel;      /* a cancel was requested */
     atomic_int soft_passed; /* the soft limit has passed */
@@ -59,7 +59,8 @@ struct aipalq_job {
 
 /* One transition for the recorder to write (PostgreSQL, then Redis). */
 typedef struct aipalq__record {
-    char kind[12]; /* running, completed, failed, retrying, cancelled, requeued, released, progress */
+    char kind[12]; /* running, completed, failed, retrying, cancelled, requeued, released, progress
+                    */
     char id[AIPALQ_ID_SIZE];
     char queue[AIPALQ_MAX_NAME_LEN + 1];
     int64_t token;
@@ -67,7 +68,7 @@ typedef struct aipalq__record {
     char *result, *err, *detail, *msg;
     int64_t run_at_ms; /* retrying: when due */
     int pct;
-    int64_t ttl_ms; /* outcome cache TTL in Redis */
+    int64_t ttl_ms;  /* outcome cache TTL in Redis */
     bool redis_done; /* Redis already settled (reclaims made by the take script) */
     bool started;    /* an outcome that also carries its delivery's start */
     /* Step API: the caller waits for this record to be written. */

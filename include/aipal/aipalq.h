@@ -305,8 +305,7 @@ AIPALQ_API aipalq_status aipalq_enqueue_batch(aipalq_client *client, aipalq_batc
  * caller's transaction, as any failed statement does. */
 AIPALQ_API aipalq_status aipalq_enqueue_tx(aipalq_client *client, struct pg_conn *conn,
                                            const char *type, const char *params_json,
-                                           const aipalq_opts *opts, char *id_out,
-                                           int *created_out);
+                                           const aipalq_opts *opts, char *id_out, int *created_out);
 
 /* The batch form of aipalq_enqueue_tx. */
 AIPALQ_API aipalq_status aipalq_enqueue_batch_tx(aipalq_client *client, struct pg_conn *conn,
@@ -315,8 +314,7 @@ AIPALQ_API aipalq_status aipalq_enqueue_batch_tx(aipalq_client *client, struct p
 /* Dispatches up to `max` tasks from the transactional outbox to Redis
  * (committed ones only); *relayed_out (may be NULL) gets the number moved.
  * Safe to run in many processes at once. Errors: AIPALQ_EPG, AIPALQ_EREDIS. */
-AIPALQ_API aipalq_status aipalq_relay_outbox(aipalq_client *client, int max,
-                                             int64_t *relayed_out);
+AIPALQ_API aipalq_status aipalq_relay_outbox(aipalq_client *client, int max, int64_t *relayed_out);
 
 /* Repairs drift between PostgreSQL and Redis: every task that PostgreSQL says
  * is waiting or running, older than `grace_ms`, that Redis does not hold is
@@ -394,7 +392,7 @@ AIPALQ_API aipalq_status aipalq_filter_set_oldest_first(aipalq_filter *filter, i
  * matching tasks; free it with aipalq_list_free. Errors: AIPALQ_EPG,
  * AIPALQ_EINVAL. */
 AIPALQ_API aipalq_status aipalq_list_tasks(aipalq_client *client, const aipalq_filter *filter,
-                                     aipalq_list **out);
+                                           aipalq_list **out);
 /* The pending view: tasks waiting to run (pending, scheduled, retrying),
  * oldest first. */
 AIPALQ_API aipalq_status aipalq_list_pending(aipalq_client *client, int64_t limit, int64_t offset,

@@ -8,9 +8,9 @@
 #ifndef AIPAL_VERSION_H
 #define AIPAL_VERSION_H
 
-#define AIPALQ_VERSION_MAJOR 1
-#define AIPALQ_VERSION_MINOR 0
-#define AIPALQ_VERSION_PATCH 0
+#define AIPALQ_VERSION_MAJOR  1
+#define AIPALQ_VERSION_MINOR  0
+#define AIPALQ_VERSION_PATCH  0
 #define AIPALQ_VERSION_STRING "1.0.0"
 
 /* One integer for compile-time comparisons: 0xMMmmpp. */

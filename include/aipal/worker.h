@@ -107,8 +107,8 @@ AIPALQ_API aipalq_status aipalq_worker_set_id(aipalq_worker *worker, const char 
 AIPALQ_API aipalq_status aipalq_worker_set_maintenance_ms(aipalq_worker *worker,
                                                           int64_t interval_ms);
 /* The soft-limit callback for all jobs of this worker (NULL: none). */
-AIPALQ_API aipalq_status aipalq_worker_on_soft_limit(aipalq_worker *worker,
-                                                     aipalq_soft_limit_fn fn, void *userdata);
+AIPALQ_API aipalq_status aipalq_worker_on_soft_limit(aipalq_worker *worker, aipalq_soft_limit_fn fn,
+                                                     void *userdata);
 
 /* Runs the loop until aipalq_worker_stop(), then shuts down: stops taking
  * tasks, lets running handlers finish up to the shutdown deadline, hands the
