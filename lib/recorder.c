@@ -365,6 +365,37 @@ static int merge_batch(aipalq__record **batch, int n, id_table *t)
     return kept;
 }
 
+/* PostgreSQL refused a segment while the connection stayed up: a statement
+ * error, so some record of it can never be written as it is (a value the
+ * server rejects). Writes the records one by one; a record refused alone
+ * becomes a failure saying why (for an outcome), or is given up (a start or
+ * progress), so one bad record cannot stall every later outcome. */
+static void write_one_by_one(aipalq_worker *w, aipalq_client *c, aipalq__record **seg, int n)
+{
+    for (int i = 0; i < n; i++) {
+        aipalq__record *r = seg[i];
+        if (write_segment(w, c, &seg[i], 1))
+            continue;
+        if (!c->pg)
+            return; /* the connection went: the caller retries what is left */
+        char why[200];
+        snprintf(why, sizeof why, "outcome could not be recorded: %.150s", aipalq_client_errmsg(c));
+        if (is_outcome(r) && strcmp(r->kind, "released") != 0) {
+            snprintf(r->kind, sizeof r->kind, "failed");
+            free(r->result);
+            free(r->detail);
+            free(r->msg);
+            free(r->err);
+            r->result = r->detail = r->msg = NULL;
+            r->err = aipalq__strdup(why);
+            if (write_segment(w, c, &seg[i], 1))
+                continue;
+        }
+        finish_sync(r, false, AIPALQ_EPG, why);
+        atomic_fetch_add(&w->n_stale, 1);
+    }
+}
+
 static void write_batch(aipalq_worker *w, aipalq_client *c, aipalq__record **batch, int n,
                         id_table *t)
 {
@@ -376,6 +407,13 @@ static void write_batch(aipalq_worker *w, aipalq_client *c, aipalq__record **bat
             start = end;
             backoff = 50;
             continue;
+        }
+        if (c->pg) {
+            write_one_by_one(w, c, batch + start, end - start);
+            if (c->pg) {
+                start = end;
+                continue;
+            }
         }
         /* PostgreSQL is down: keep the records and try again; nothing is
          * dropped. Give up only when stopping and out of time. */

@@ -218,7 +218,8 @@ BEGIN
         new_id := (e->>'id')::uuid;
         holder := new_id;
         IF e ? 'key' THEN
-            holder := aipalq_claim_key(e->>'key', new_id);
+            -- keys are scoped by namespace (namespace names contain no ':')
+            holder := aipalq_claim_key((e->>'ns') || ':' || (e->>'key'), new_id);
         END IF;
         IF holder = new_id THEN
             INSERT INTO aipalq_tasks (id, type, queue, status, priority, params, max_retries,

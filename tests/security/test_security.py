@@ -393,11 +393,8 @@ class SqlInjectionTest(DaemonCase):
                 "task_type": payload, "user_id": payload, "parameters": {"user_id": payload}})
             self.assertNo5xx(r, payload)
 
-    @unittest.expectedFailure
     def test_idempotency_keys_scoped_by_namespace(self) -> None:
-        # KNOWN GAP (security report): aipalq_idempotency is keyed by the key alone, so a
-        # deployment in another namespace that uses the same key gets this namespace's task
-        # id back, and its own task is never created. Remove expectedFailure once fixed.
+        # A deployment in another namespace that uses the same key gets its own task.
         key = "shared-" + uuid.uuid4().hex
         mine = self.daemon.request("POST", "/api/tasks", {"type": "echo", "params": {},
                                                           "idempotency_key": key})
