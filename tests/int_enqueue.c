@@ -505,18 +505,21 @@ START_TEST(test_concurrent_idempotent_enqueues)
             char b;
             (void)!read(gate[0], &b, 1);
             aipalq_client *c = aipalq_client_new(NULL, NULL);
+            /* Under valgrind eight processes start slowly: generous timeouts. */
+            aipalq_client_set_timeouts(c, 60000, 60000);
             aipalq_client_set_namespace(c, ns);
             aipalq_type_define(c, "t.a", queue);
             aipalq_opts *o = aipalq_opts_new();
             aipalq_opts_set_idempotency_key(o, "race");
-            char line[64] = "";
+            char line[256] = "";
             int created = -1;
             char id[AIPALQ_ID_SIZE];
             aipalq_status st = aipalq_enqueue(c, "t.a", "{}", o, id, &created);
             if (st == AIPALQ_OK)
                 snprintf(line, sizeof line, "%s %d\n", id, created);
             else
-                snprintf(line, sizeof line, "ERR %s\n", aipalq_status_name(st));
+                snprintf(line, sizeof line, "ERR %s %.200s\n", aipalq_status_name(st),
+                         aipalq_client_errmsg(c));
             (void)!write(out[1], line, strlen(line));
             aipalq_opts_free(o);
             aipalq_client_free(c);
@@ -528,7 +531,7 @@ START_TEST(test_concurrent_idempotent_enqueues)
     close(out[1]);
     for (int i = 0; i < NPROC; i++)
         waitpid(pids[i], NULL, 0);
-    char buf[NPROC * 64 + 1];
+    char buf[NPROC * 256 + 1];
     size_t n = 0;
     ssize_t r;
     while ((r = read(out[0], buf + n, sizeof buf - 1 - n)) > 0)
