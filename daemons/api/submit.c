@@ -45,7 +45,7 @@ static bool set_user(submission *s, const char *explicit_user, const cJSON *para
     if (!user && cJSON_IsString(pu))
         user = pu->valuestring;
     if (user && strlen(user) > MAX_USER_ID_BYTES) {
-        char field[300];
+        char field[300 + sizeof "user_id"]; /* params_prefix has at most 299 bytes */
         snprintf(field, sizeof field, "%suser_id", explicit_user ? "" : params_prefix);
         catalog_add_error(errors, field, "must be at most 200 bytes of UTF-8");
         return false;
