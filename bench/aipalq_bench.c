@@ -6,9 +6,20 @@
  *   aipalq_bench enqueue-bulk N
  *   aipalq_bench drain N PROCS CONCURRENCY
  *   aipalq_bench latency N RATE CONCURRENCY
+ *   aipalq_bench scale DEPTH TAKE PROCS CONCURRENCY
+ *
+ * scale fills the queue with DEPTH tasks (bulk), then measures at that depth:
+ * one-at-a-time enqueue, bulk enqueue, a drain of TAKE tasks from the top and
+ * status lookups (aipalq_get) of random ids among all rows.
+ *
+ * CPU cost per task: user+sys CPU of the worker processes (or, for enqueue,
+ * of this producer), Redis and PostgreSQL (the postmaster with its exited
+ * children and every live backend) during the measured interval, divided by
+ * the tasks: "cpu_us_per_task", with the parts beside it.
  *
  * Uses AIPALQ_REDIS_URL / AIPALQ_DATABASE_URL; bench/run.sh starts private
  * servers and runs every scenario. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -18,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +40,7 @@
 #include <aipal/worker.h>
 
 #define QUEUE "bench"
-#define NS "bench"
+#define NS    "bench"
 
 static double now_s(void)
 {
@@ -87,7 +99,8 @@ static void reset(void)
         die("migrate", aipalq_client_errmsg(c));
     aipalq_client_free(c);
     PGconn *conn = pg();
-    PQclear(PQexec(conn, "TRUNCATE aipalq_tasks, aipalq_events, aipalq_outbox, aipalq_idempotency"));
+    PQclear(
+        PQexec(conn, "TRUNCATE aipalq_tasks, aipalq_events, aipalq_outbox, aipalq_idempotency"));
     PQclear(PQexec(conn, "CHECKPOINT"));
     PQfinish(conn);
     const char *url = getenv("AIPALQ_REDIS_URL");
@@ -119,49 +132,178 @@ static double redis_cpu_s(void)
     return cpu;
 }
 
-static void print_result(const char *scenario, const char *variant, long n, int conc, double secs,
-                         double p50, double p99, double rss_mb, int procs, double worker_cpu,
-                         double redis_cpu)
+/* /proc/PID/stat after the command name (which may hold spaces and ')'),
+ * in buf; NULL when the process is gone. */
+static const char *proc_stat(long pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(buf, 1, size - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p ? p + 1 : NULL;
+}
+
+/* CPU seconds (user+sys) of a process; with children, also of its exited
+ * children it has waited for. */
+static double proc_cpu_s(long pid, bool children)
+{
+    char buf[1024];
+    const char *p = proc_stat(pid, buf, sizeof buf);
+    unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
+    /* state ppid ...: fields 14-17 of the line are utime stime cutime cstime */
+    if (!p || sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
+                     &st, &cut, &cst) != 4)
+        return 0;
+    return (double)(ut + st + (children ? cut + cst : 0)) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long proc_ppid(long pid)
+{
+    char buf[1024];
+    const char *p = proc_stat(pid, buf, sizeof buf);
+    long ppid = 0;
+    return p && sscanf(p, " %*c %ld", &ppid) == 1 ? ppid : 0;
+}
+
+/* The postmaster: the parent of this connection's backend (same machine). */
+static long postmaster_pid(PGconn *conn)
+{
+    static long pm;
+    if (!pm) {
+        long backend = (long)pg_count(conn, "SELECT pg_backend_pid()");
+        pm = proc_ppid(backend);
+        if (pm <= 1)
+            die("PostgreSQL", "cannot find the postmaster (is the server on this machine?)");
+    }
+    return pm;
+}
+
+/* PostgreSQL's CPU so far: the postmaster, the backends that have exited
+ * (its children's times) and every live child process. */
+static double pg_cpu_s(PGconn *conn)
+{
+    long pm = postmaster_pid(conn);
+    double cpu = proc_cpu_s(pm, true);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long pid = atol(e->d_name);
+        if (pid > 0 && proc_ppid(pid) == pm)
+            cpu += proc_cpu_s(pid, false);
+    }
+    if (d)
+        closedir(d);
+    return cpu;
+}
+
+/* This process's own CPU (the producer of the enqueue scenarios). */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU of Redis, PostgreSQL and this process, at one moment. */
+typedef struct cpu_mark {
+    double redis, pg, self;
+} cpu_mark;
+
+static cpu_mark cpu_now(PGconn *conn)
+{
+    return (cpu_mark){redis_cpu_s(), pg_cpu_s(conn), self_cpu_s()};
+}
+
+/* One JSON line. Negative p50 / rss / depth: null or left out. */
+typedef struct result {
+    const char *scenario;
+    char variant[64];
+    long n;
+    int conc, procs;
+    double secs, p50, p99, rss_mb;
+    double worker_cpu, redis_cpu, pg_cpu, client_cpu;
+    long depth;     /* scale: tasks waiting in the queue */
+    long long rows; /* scale: rows in the table */
+} result;
+
+static result result_new(const char *scenario, long n, int conc, int procs, double secs)
+{
+    return (result){.scenario = scenario,
+                    .n = n,
+                    .conc = conc,
+                    .procs = procs,
+                    .secs = secs,
+                    .p50 = -1,
+                    .p99 = -1,
+                    .rss_mb = -1,
+                    .depth = -1,
+                    .rows = -1};
+}
+
+/* The CPU used since MARK by Redis, PostgreSQL and (when client) this process. */
+static void result_cpu(result *r, PGconn *conn, cpu_mark mark, bool client)
+{
+    cpu_mark now = cpu_now(conn);
+    r->redis_cpu = now.redis - mark.redis;
+    r->pg_cpu = now.pg - mark.pg;
+    r->client_cpu = client ? now.self - mark.self : 0;
+}
+
+static void print_result(const result *r)
 {
     printf("{\"system\":\"libaipalq\",\"variant\":\"%s\",\"scenario\":\"%s\",\"n\":%ld,"
            "\"concurrency\":%d,\"seconds\":%.3f,\"jobs_per_s\":%.0f,",
-           variant, scenario, n, conc, secs, secs > 0 ? n / secs : 0.0);
-    if (p50 >= 0)
-        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,", p50, p99);
+           r->variant, r->scenario, r->n, r->conc, r->secs, r->secs > 0 ? r->n / r->secs : 0.0);
+    if (r->p50 >= 0)
+        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,", r->p50, r->p99);
     else
         printf("\"p50_ms\":null,\"p99_ms\":null,");
-    if (rss_mb >= 0)
-        printf("\"worker_peak_rss_mb\":%.1f,", rss_mb);
+    if (r->rss_mb >= 0)
+        printf("\"worker_peak_rss_mb\":%.1f,", r->rss_mb);
     else
         printf("\"worker_peak_rss_mb\":null,");
-    printf("\"procs\":%d,\"worker_cpu_s\":%.2f,\"redis_cpu_s\":%.2f,\"versions\":\"libaipalq %s\"}\n",
-           procs, worker_cpu, redis_cpu, aipalq_version_string());
+    if (r->depth >= 0)
+        printf("\"depth\":%ld,\"rows_in_table\":%lld,", r->depth, r->rows);
+    double cpu = r->worker_cpu + r->redis_cpu + r->pg_cpu + r->client_cpu;
+    printf("\"procs\":%d,\"cpu_us_per_task\":%.1f,\"worker_cpu_s\":%.2f,\"client_cpu_s\":%.2f,"
+           "\"redis_cpu_s\":%.2f,\"pg_cpu_s\":%.2f,\"versions\":\"libaipalq %s\"}\n",
+           r->procs, r->n > 0 ? cpu * 1e6 / (double)r->n : 0.0, r->worker_cpu, r->client_cpu,
+           r->redis_cpu, r->pg_cpu, aipalq_version_string());
     fflush(stdout);
 }
 
 /* ------------------------------------------------------------- enqueue */
 
-static void verify_rows(long n)
+/* N tasks waiting: N pending rows of the benchmark's namespace and N ready
+ * in Redis. */
+static void verify_waiting(PGconn *conn, long n)
 {
-    PGconn *conn = pg();
-    long long rows = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE status = 'pending'");
-    PQfinish(conn);
-    if (rows != n) {
-        fprintf(stderr, "expected %ld pending rows, found %lld\n", n, rows);
+    long long rows = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE namespace = '" NS
+                                    "' AND status = 'pending'");
+    int64_t ready = 0;
+    aipalq_client *c = client();
+    aipalq_queue_depth(c, QUEUE, &ready, NULL, NULL);
+    aipalq_client_free(c);
+    if (rows != n || ready != n) {
+        fprintf(stderr,
+                "expected %ld pending rows and tasks in Redis, found %lld and %" PRId64 "\n", n,
+                rows, ready);
         exit(1);
     }
 }
 
-static void scenario_enqueue(long n, bool bulk, bool async_commit)
+/* Enqueues n no-op tasks through c, one at a time or in batches of 1,000,
+ * and frees c (which reads the last replies). Big fills report progress. */
+static void enqueue_many(aipalq_client *c, long n, bool bulk)
 {
-    reset();
-    aipalq_client *c = client();
-    if (async_commit)
-        aipalq_client_set_synchronous_commit(c, 0);
     char id[AIPALQ_ID_SIZE], params[64];
     aipalq_batch *b = aipalq_batch_new();
-    double r0 = redis_cpu_s();
-    double t0 = now_s();
+    double t = now_s();
     for (long i = 0; i < n; i++) {
         snprintf(params, sizeof params, "{\"i\":%ld}", i);
         if (!bulk) {
@@ -175,42 +317,47 @@ static void scenario_enqueue(long n, bool bulk, bool async_commit)
                 die("enqueue batch", aipalq_client_errmsg(c));
             aipalq_batch_clear(b);
         }
+        if ((i + 1) % 100000 == 0) {
+            fprintf(stderr, "aipalq_bench: %ld enqueued, the last 100,000 at %.0f/s\n", i + 1,
+                    100000 / (now_s() - t));
+            t = now_s();
+        }
     }
-    aipalq_client_free(c); /* reads the last replies */
-    double secs = now_s() - t0;
-    double rcpu = redis_cpu_s() - r0;
-    aipalq_batch_free(b);
-    verify_rows(n);
-    int64_t ready = 0;
-    c = client();
-    aipalq_queue_depth(c, QUEUE, &ready, NULL, NULL);
     aipalq_client_free(c);
-    if (ready != n) {
-        fprintf(stderr, "expected %ld tasks in Redis, found %" PRId64 "\n", n, ready);
-        exit(1);
-    }
-    print_result(bulk ? "enqueue-bulk" : "enqueue",
-                 bulk ? (async_commit ? "batch-1000-async-commit" : "batch-1000")
-                      : (async_commit ? "sequential-async-commit" : "sequential"),
-                 n, 1, secs, -1, -1, -1, 0, 0, rcpu);
+    aipalq_batch_free(b);
+}
+
+/* Times enqueue_many and verifies that waiting tasks are then waiting. */
+static result enqueue_measured(PGconn *conn, aipalq_client *c, const char *scenario, long n,
+                               bool bulk, long waiting)
+{
+    cpu_mark m0 = cpu_now(conn);
+    double t0 = now_s();
+    enqueue_many(c, n, bulk);
+    result r = result_new(scenario, n, 1, 0, now_s() - t0);
+    result_cpu(&r, conn, m0, true);
+    verify_waiting(conn, waiting);
+    return r;
+}
+
+static void scenario_enqueue(long n, bool bulk, bool async_commit)
+{
+    reset();
+    aipalq_client *c = client();
+    if (async_commit)
+        aipalq_client_set_synchronous_commit(c, 0);
+    PGconn *conn = pg();
+    result r = enqueue_measured(conn, c, bulk ? "enqueue-bulk" : "enqueue", n, bulk, n);
+    PQfinish(conn);
+    snprintf(r.variant, sizeof r.variant, "%s",
+             bulk ? (async_commit ? "batch-1000-async-commit" : "batch-1000")
+                  : (async_commit ? "sequential-async-commit" : "sequential"));
+    print_result(&r);
 }
 
 static void enqueue_bulk_untimed(long n)
 {
-    aipalq_client *c = client();
-    aipalq_batch *b = aipalq_batch_new();
-    char params[64];
-    for (long i = 0; i < n; i++) {
-        snprintf(params, sizeof params, "{\"i\":%ld}", i);
-        aipalq_batch_add(b, "noop", params, NULL);
-        if (aipalq_batch_size(b) == 1000 || i == n - 1) {
-            if (aipalq_enqueue_batch(c, b) != AIPALQ_OK)
-                die("enqueue batch", aipalq_client_errmsg(c));
-            aipalq_batch_clear(b);
-        }
-    }
-    aipalq_batch_free(b);
-    aipalq_client_free(c);
+    enqueue_many(client(), n, true);
 }
 
 /* ------------------------------------------------------------- workers */
@@ -279,22 +426,6 @@ static long peak_rss_kb(pid_t pid)
     return kb;
 }
 
-static double cpu_s(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    unsigned long ut = 0, st = 0;
-    if (f) {
-        /* fields 14 and 15: utime, stime in clock ticks */
-        if (fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) !=
-            2)
-            ut = st = 0;
-        fclose(f);
-    }
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 typedef struct fleet {
     pid_t pids[16];
     int n;
@@ -325,18 +456,28 @@ static void fleet_go(fleet *f)
         die("pipe", strerror(errno));
 }
 
-static void fleet_stop(fleet *f, double *rss_mb, double *cpu)
+/* CPU seconds of the worker processes so far. */
+static double fleet_cpu(const fleet *f)
 {
-    *rss_mb = 0;
-    *cpu = 0;
+    double cpu = 0;
+    for (int i = 0; i < f->n; i++)
+        cpu += proc_cpu_s(f->pids[i], false);
+    return cpu;
+}
+
+/* Stops the workers gracefully (running handlers finish, outcomes recorded)
+ * and returns their peak resident memory, MB. */
+static double fleet_stop(fleet *f)
+{
+    double rss_mb = 0;
     for (int i = 0; i < f->n; i++) {
         double r = (double)peak_rss_kb(f->pids[i]) / 1024.0;
-        *rss_mb = r > *rss_mb ? r : *rss_mb;
-        *cpu += cpu_s(f->pids[i]);
+        rss_mb = r > rss_mb ? r : rss_mb;
         kill(f->pids[i], SIGTERM);
     }
     for (int i = 0; i < f->n; i++)
         waitpid(f->pids[i], NULL, 0);
+    return rss_mb;
 }
 
 /* Waits until PostgreSQL records n completions; fails after a stall. */
@@ -356,8 +497,8 @@ static void wait_completed(PGconn *conn, long n)
         }
     }
     for (;;) {
-        long long done = pg_count(conn, "SELECT count(*) FROM aipalq_tasks"
-                                        " WHERE status = 'completed'");
+        long long done = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE namespace = '" NS
+                                        "' AND status = 'completed'");
         if (done >= n)
             return;
         if (done != last) {
@@ -373,8 +514,9 @@ static void wait_completed(PGconn *conn, long n)
 }
 
 /* Every task completed exactly once: one completed row and one completion
- * event per task, and handlers ran once each. */
-static void verify_exactly_once(PGconn *conn, long n)
+ * event per task, and handlers ran once each. With at_least, n or more tasks
+ * completed that way (a drain stopped while more were waiting). */
+static void verify_completed(PGconn *conn, long n, bool at_least)
 {
     long long rows = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE status = 'completed'"
                                     " AND result = '{\"ok\": true}'");
@@ -384,7 +526,7 @@ static void verify_exactly_once(PGconn *conn, long n)
                                    " WHERE to_status = 'completed' GROUP BY 1"
                                    " HAVING count(*) > 1) d");
     long handled = atomic_load(&sh->handled);
-    if (rows != n || events != n || dup != 0 || handled != n) {
+    if ((at_least ? rows < n : rows != n) || events != rows || dup != 0 || handled != rows) {
         fprintf(stderr,
                 "verification failed: %lld completed rows, %lld completion events, %lld "
                 "duplicated, %ld handler runs, for %ld tasks\n",
@@ -393,34 +535,49 @@ static void verify_exactly_once(PGconn *conn, long n)
     }
 }
 
+/* Starts procs x conc workers on the waiting tasks and times them until n
+ * are completed; then stops them and verifies (at_least: more were waiting). */
+static result drain_measured(PGconn *conn, const char *scenario, long n, int procs, int conc,
+                             bool at_least)
+{
+    atomic_store(&sh->handled, 0);
+    atomic_store(&sh->count, 0);
+    fleet f;
+    fleet_start(&f, procs, conc);
+    cpu_mark m0 = cpu_now(conn);
+    double w0 = fleet_cpu(&f);
+    double t0 = now_s();
+    fleet_go(&f);
+    wait_completed(conn, n);
+    result r = result_new(scenario, n, conc, procs, now_s() - t0);
+    r.worker_cpu = fleet_cpu(&f) - w0;
+    result_cpu(&r, conn, m0, false);
+    r.rss_mb = fleet_stop(&f);
+    verify_completed(conn, n, at_least);
+    return r;
+}
+
 static void scenario_drain(long n, int procs, int conc)
 {
     reset();
     enqueue_bulk_untimed(n);
-    atomic_store(&sh->handled, 0);
-    atomic_store(&sh->count, 0);
     PGconn *conn = pg();
-    fleet f;
-    fleet_start(&f, procs, conc);
-    double r0 = redis_cpu_s();
-    double t0 = now_s();
-    fleet_go(&f);
-    wait_completed(conn, n);
-    double secs = now_s() - t0;
-    double rcpu = redis_cpu_s() - r0;
-    double rss, cpu;
-    fleet_stop(&f, &rss, &cpu);
-    verify_exactly_once(conn, n);
+    result r = drain_measured(conn, "drain", n, procs, conc, false);
     PQfinish(conn);
-    char variant[64];
-    snprintf(variant, sizeof variant, "%dproc-c%d-threads", procs, conc);
-    print_result("drain", variant, n, conc, secs, -1, -1, rss, procs, cpu, rcpu);
+    snprintf(r.variant, sizeof r.variant, "%dproc-c%d-threads", procs, conc);
+    print_result(&r);
 }
 
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The P-th percentile of K sorted samples (nearest rank). */
+static double percentile(const double *sorted, long k, int p)
+{
+    return k > 0 ? sorted[(k * p + 99) / 100 - 1] : -1;
 }
 
 static void scenario_latency(long n, int rate, int conc)
@@ -431,6 +588,8 @@ static void scenario_latency(long n, int rate, int conc)
     PGconn *conn = pg();
     fleet f;
     fleet_start(&f, 1, conc);
+    cpu_mark m0 = cpu_now(conn);
+    double w0 = fleet_cpu(&f);
     fleet_go(&f);
     aipalq_client *c = client();
     char id[AIPALQ_ID_SIZE], params[64];
@@ -448,25 +607,113 @@ static void scenario_latency(long n, int rate, int conc)
     }
     aipalq_client_free(c);
     wait_completed(conn, n);
-    double secs = now_s() - t0;
-    double rss, cpu;
-    fleet_stop(&f, &rss, &cpu);
-    verify_exactly_once(conn, n);
+    result r = result_new("latency", n, conc, 1, now_s() - t0);
+    r.worker_cpu = fleet_cpu(&f) - w0;
+    result_cpu(&r, conn, m0, true); /* this process was the producer */
+    r.rss_mb = fleet_stop(&f);
+    verify_completed(conn, n, false);
     PQfinish(conn);
     long k = atomic_load(&sh->count);
     qsort(sh->samples_ms, (size_t)k, sizeof(double), cmp_double);
-    double p50 = sh->samples_ms[(k * 50 + 99) / 100 - 1];
-    double p99 = sh->samples_ms[(k * 99 + 99) / 100 - 1];
-    char variant[64];
-    snprintf(variant, sizeof variant, "%dper_s-1proc-c%d", rate, conc);
-    print_result("latency", variant, n, conc, secs, p50, p99, rss, 1, cpu, 0);
+    r.p50 = percentile(sh->samples_ms, k, 50);
+    r.p99 = percentile(sh->samples_ms, k, 99);
+    snprintf(r.variant, sizeof r.variant, "%dper_s-1proc-c%d", rate, conc);
+    print_result(&r);
+}
+
+/* ------------------------------------------------------------- scale */
+
+static long long table_rows(PGconn *conn)
+{
+    return pg_count(conn, "SELECT count(*) FROM aipalq_tasks");
+}
+
+/* Enqueues n at the present depth, one at a time or in batches of 1,000. */
+static void scale_enqueue(PGconn *conn, long depth, long n, bool bulk)
+{
+    result r = enqueue_measured(conn, client(), bulk ? "scale-enqueue-bulk" : "scale-enqueue", n,
+                                bulk, depth + n);
+    r.depth = depth;
+    r.rows = table_rows(conn);
+    snprintf(r.variant, sizeof r.variant, "depth-%ld-%s", depth,
+             bulk ? "batch-1000" : "sequential");
+    print_result(&r);
+}
+
+/* Drains take tasks from the top of a queue holding depth. */
+static void scale_drain(PGconn *conn, long depth, long take, int procs, int conc)
+{
+    long long rows = table_rows(conn);
+    result r = drain_measured(conn, "scale-drain", take, procs, conc, true);
+    r.depth = depth;
+    r.rows = rows;
+    snprintf(r.variant, sizeof r.variant, "depth-%ld-%dproc-c%d-threads", depth, procs, conc);
+    print_result(&r);
+}
+
+/* aipalq_get of n ids drawn at random from every row, one at a time. */
+static void scale_status(PGconn *conn, long depth, long n)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT id::text FROM aipalq_tasks ORDER BY random() LIMIT %ld", n);
+    PGresult *ids = PQexec(conn, sql);
+    if (PQresultStatus(ids) != PGRES_TUPLES_OK || PQntuples(ids) != n)
+        die("sample ids", PQresultErrorMessage(ids));
+    double *ms = malloc(sizeof(double) * (size_t)n);
+    if (!ms)
+        die("status", "out of memory");
+    aipalq_client *c = client();
+    cpu_mark m0 = cpu_now(conn);
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        aipalq_task *t = NULL;
+        double s0 = now_s();
+        if (aipalq_get(c, PQgetvalue(ids, (int)i, 0), &t) != AIPALQ_OK)
+            die("get", aipalq_client_errmsg(c));
+        ms[i] = (now_s() - s0) * 1000;
+        aipalq_task_free(t);
+    }
+    result r = result_new("scale-status", n, 1, 0, now_s() - t0);
+    result_cpu(&r, conn, m0, true);
+    aipalq_client_free(c);
+    PQclear(ids);
+    qsort(ms, (size_t)n, sizeof(double), cmp_double);
+    r.p50 = percentile(ms, n, 50);
+    r.p99 = percentile(ms, n, 99);
+    free(ms);
+    r.depth = depth;
+    r.rows = table_rows(conn);
+    snprintf(r.variant, sizeof r.variant, "depth-%ld-aipalq_get", depth);
+    print_result(&r);
+}
+
+/* depth tasks waiting (bulk enqueued, not timed), then at that depth:
+ * take/10 enqueues one at a time, take in batches, a drain of take from the
+ * top, and 2,000 status lookups among all rows. */
+static void scenario_scale(long depth, long take, int procs, int conc)
+{
+    reset();
+    double t0 = now_s();
+    enqueue_bulk_untimed(depth);
+    fprintf(stderr, "aipalq_bench: %ld tasks waiting, enqueued in %.1f s\n", depth, now_s() - t0);
+    PGconn *conn = pg();
+    /* what autovacuum would have done by now, and no checkpoint owed to the
+     * fill during the measurements */
+    PQclear(PQexec(conn, "ANALYZE aipalq_tasks"));
+    PQclear(PQexec(conn, "CHECKPOINT"));
+    scale_enqueue(conn, depth, take / 10, false);
+    scale_enqueue(conn, depth + take / 10, take, true);
+    long waiting = depth + take / 10 + take;
+    scale_drain(conn, waiting, take, procs, conc);
+    scale_status(conn, waiting - take, 2000);
+    PQfinish(conn);
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: aipalq_bench enqueue|enqueue-bulk N | drain N PROCS CONC |"
-                        " latency N RATE CONC\n");
+                        " latency N RATE CONC | scale DEPTH TAKE PROCS CONC\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -483,6 +730,8 @@ int main(int argc, char **argv)
         scenario_drain(n, atoi(argv[3]), atoi(argv[4]));
     else if (strcmp(argv[1], "latency") == 0 && argc >= 5)
         scenario_latency(n, atoi(argv[3]), atoi(argv[4]));
+    else if (strcmp(argv[1], "scale") == 0 && argc >= 6 && atol(argv[3]) >= 10)
+        scenario_scale(n, atol(argv[3]), atoi(argv[4]), atoi(argv[5]));
     else
         die("usage", "unknown scenario");
     return 0;
