@@ -1,5 +1,6 @@
 /* Reading and changing tasks: status, lists, cancel, retry, the types. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
@@ -12,18 +13,88 @@
 #define MAX_LIST_LIMIT 100
 #define MAX_OFFSET     1000000000LL
 
-/* A task in the seed's TaskStatusResponse shape (plus our fields). */
-static cJSON *task_json(const aipalq_task *t)
+/* A response body built as text (failed: out of memory or a task the
+ * library could not render). */
+typedef struct body {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} body;
+
+static void body_add(body *b, const char *s, size_t n)
 {
-    const char *text = aipalq_task_json(t);
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
-    if (!o)
-        return NULL;
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void body_str(body *b, const char *s)
+{
+    body_add(b, s, strlen(s));
+}
+
+/* s as a JSON string: names need no escaping, anything else goes through cJSON. */
+static void body_quoted(body *b, const char *s)
+{
+    if (fields_valid_name(s)) {
+        body_add(b, "\"", 1);
+        body_str(b, s);
+        body_add(b, "\"", 1);
+        return;
+    }
+    cJSON *str = cJSON_CreateString(s);
+    char *q = str ? cJSON_PrintUnformatted(str) : NULL;
+    cJSON_Delete(str);
+    if (q)
+        body_str(b, q);
+    else
+        b->failed = true;
+    free(q);
+}
+
+/* A task in the seed's TaskStatusResponse shape (plus our fields): the
+ * library's JSON object with task_name and category added, spliced as text
+ * rather than parsed and printed again. */
+static void body_task(body *b, const aipalq_task *t)
+{
+    const char *json = aipalq_task_json(t);
+    size_t n = json ? strlen(json) : 0;
+    if (n < 3 || json[n - 1] != '}') { /* the library always renders fields */
+        b->failed = true;
+        return;
+    }
     const char *type = aipalq_task_type(t);
     const catalog_type *ct = catalog_find(type);
-    cJSON_AddStringToObject(o, "task_name", type ? type : "");
-    cJSON_AddStringToObject(o, "category", ct ? ct->category : "unknown");
-    return o;
+    body_add(b, json, n - 1);
+    body_str(b, ",\"task_name\":");
+    body_quoted(b, type ? type : "");
+    body_str(b, ",\"category\":");
+    body_quoted(b, ct ? ct->category : "unknown");
+    body_add(b, "}", 1);
+}
+
+static void respond_body(api_request *rq, body *b)
+{
+    if (b->failed) {
+        free(b->s);
+        respond_internal(rq, "cannot render a task");
+        return;
+    }
+    respond_take(rq, 200, "application/json", b->s, b->len);
 }
 
 /* GET /api/tasks/status/{task_id} and GET /api/tasks/{task_id}. */
@@ -36,28 +107,27 @@ void h_task_status(api_request *rq)
         respond_lib_error(rq, c, st, "get task");
         return;
     }
-    cJSON *o = task_json(t);
+    body b = {0};
+    body_task(&b, t);
     aipalq_task_free(t);
-    if (!o)
-        respond_internal(rq, "cannot render a task");
-    else
-        respond_json(rq, 200, o);
+    respond_body(rq, &b);
 }
 
 static void respond_list(api_request *rq, aipalq_list *list, int64_t limit, int64_t offset)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+    body b = {0};
+    body_str(&b, "{\"tasks\":[");
     for (size_t i = 0; i < aipalq_list_count(list); i++) {
-        cJSON *t = task_json(aipalq_list_at(list, i));
-        if (t)
-            cJSON_AddItemToArray(tasks, t);
+        if (i)
+            body_add(&b, ",", 1);
+        body_task(&b, aipalq_list_at(list, i));
     }
-    cJSON_AddNumberToObject(o, "total_count", (double)aipalq_list_total(list));
-    cJSON_AddNumberToObject(o, "limit", (double)limit);
-    cJSON_AddNumberToObject(o, "offset", (double)offset);
+    char tail[96];
+    snprintf(tail, sizeof tail, "],\"total_count\":%lld,\"limit\":%lld,\"offset\":%lld}",
+             (long long)aipalq_list_total(list), (long long)limit, (long long)offset);
+    body_str(&b, tail);
     aipalq_list_free(list);
-    respond_json(rq, 200, o);
+    respond_body(rq, &b);
 }
 
 static bool parse_page(api_request *rq, int64_t default_limit, cJSON *errors, int64_t *limit,
