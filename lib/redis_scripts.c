@@ -52,11 +52,12 @@
     "  redis.call('ZADD', KEYS[10], now + ttl, id)\n"                                              \
     "end\n"                                                                                        \
     "local function expire_done(now)\n"                                                            \
-    "  local old = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 200)\n"          \
+    "  local old = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 1000)\n"         \
     "  if #old > 0 then\n"                                                                         \
     "    redis.call('HDEL', KEYS[9], unpack(old))\n"                                               \
     "    redis.call('ZREM', KEYS[10], unpack(old))\n"                                              \
     "  end\n"                                                                                      \
+    "  return #old == 1000\n"                                                                      \
     "end\n"
 
 /* ARGV: now_ms, then per task 7 values: id, payload, priority, run_at_ms,
@@ -125,7 +126,9 @@ static const char depth_lua[] =
  * {id, new state, attempts, token of the expired delivery} for the caller to
  * record in PostgreSQL ("requeued": will run again; "failed": out of
  * attempts; "cancelled": its cancel was pending), and next_due the Unix ms of
- * the earliest waiting task or -1. */
+ * the earliest waiting task or -1. Expired cached outcomes are dropped 1,000
+ * per call; when more wait, next_due is now, so that an idle worker calls
+ * again at once and Redis returns to its baseline soon after a burst. */
 static const char take_lua[] = LUA_PRELUDE
     "local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local ttl = tonumber(ARGV[4])\n"
@@ -161,7 +164,7 @@ static const char take_lua[] = LUA_PRELUDE
     "    reclaimed[#reclaimed + 1] = {id, state, att, ep * 1000000 + dlv}\n"
     "  end\n"
     "end\n"
-    "expire_done(now)\n"
+    "local more_expired = expire_done(now)\n"
     "local taken = {}\n"
     "while #taken < max do\n"
     "  local pop = redis.call('ZPOPMIN', KEYS[1])\n"
@@ -180,6 +183,7 @@ static const char take_lua[] = LUA_PRELUDE
     "local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
     "local next_due = -1\n"
     "if #nxt == 2 then next_due = tonumber(nxt[2]) end\n"
+    "if more_expired then next_due = now end\n"
     "return {taken, reclaimed, next_due}\n";
 
 /* Finds the meta of a leased task whose current delivery has token `tok`. */
@@ -223,7 +227,7 @@ static const char settle_lua[] = LUA_PRELUDE LUA_LEASED
     "  out[#out + 1] = ok\n"
     "end\n"
     "wake(ready)\n"
-    "expire_done(now)\n"
+    "local more_expired = expire_done(now)\n"
     "return out\n";
 
 /* ARGV: now_ms, lease_ms, then per delivery 2 values: id, token. Extends

@@ -7,6 +7,7 @@
 #   tests/fuzz/run.sh      libFuzzer targets, corpus replay + FUZZ_SECONDS of fuzzing each
 #   tests/tsan/run.sh      ThreadSanitizer: tsan_worker driver and the worker suite
 #   tests/security/run.sh  injection, headers, slowloris, traversal, auth, secrets, root, URLs
+#   tests/load/run.sh      the API under a mixed load; many tasks with flat memory (LOAD_*)
 #   tests/dashboard/run.sh the dashboard of aipal-api in headless Chromium (playwright-core)
 #   tests/packaging/run.sh Compose, Kubernetes and systemd packaging: validation, drift against
 #                          the daemons, and the daemons run as the manifests run them
@@ -51,6 +52,7 @@ run_counted packaging tests/packaging/run.sh
 run_counted fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" tests/fuzz/run.sh
 run_counted tsan tests/tsan/run.sh
 run_counted security tests/security/run.sh "$root/build"
+run_counted load tests/load/run.sh "$root/build"
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -49,6 +49,8 @@ static const opt opts[] = {
      "soft time limit of every type (default: each type's, 1500 for most)"},
     {"hard-time-limit", OPT_SECONDS, F(hard_limit_ms), 0, 0, "SECONDS",
      "hard time limit of every type (default: each type's, 1800 for most)"},
+    {"result-ttl", OPT_SECONDS, F(result_ttl_ms), 0, 0, "SECONDS",
+     "how long Redis keeps a finished task for fast lookups (default: each type's, 3600)"},
     {"lease", OPT_SECONDS, F(lease_ms), 0, 0, "SECONDS", "task lease (default 30)"},
     {"shutdown-timeout", OPT_SECONDS, F(shutdown_timeout_ms), 0, 0, "SECONDS",
      "graceful stop: how long running tasks may finish (default 30)"},
@@ -287,6 +289,10 @@ int config_parse(int argc, char **argv, worker_config *cfg, char *err, size_t er
     }
     if (cfg->soft_limit_ms && cfg->hard_limit_ms && cfg->soft_limit_ms > cfg->hard_limit_ms) {
         snprintf(err, errlen, "--soft-time-limit must not exceed --hard-time-limit");
+        return -1;
+    }
+    if (cfg->result_ttl_ms && cfg->result_ttl_ms < 1000) {
+        snprintf(err, errlen, "--result-ttl: must be at least 1 second");
         return -1;
     }
     if (cfg->lease_ms < 1000 || cfg->lease_ms > 3600000) {

@@ -18,6 +18,7 @@ typedef struct worker_config {
     int prefetch;
     int fair_every;
     int64_t soft_limit_ms, hard_limit_ms; /* 0: each type's own */
+    int64_t result_ttl_ms;                /* 0: each type's own */
     int64_t lease_ms;
     int64_t shutdown_timeout_ms;
     int max_tasks_per_child;

@@ -184,9 +184,16 @@ static int migrate_all(aipalq_client *c, const worker_config *cfg)
     }
 }
 
-/* Applies --soft-time-limit / --hard-time-limit to every type. */
+/* Applies --soft-time-limit / --hard-time-limit / --result-ttl to every type. */
 static int apply_limits(aipalq_client *c, const worker_config *cfg)
 {
+    for (size_t i = 0; cfg->result_ttl_ms && i < catalog_count(); i++) {
+        if (aipalq_type_set_result_ttl(c, catalog_at(i)->name, cfg->result_ttl_ms) != AIPALQ_OK) {
+            log_msg(LOG_ERROR, "worker.config_error", "result TTL of %s: %s", catalog_at(i)->name,
+                    aipalq_client_errmsg(c));
+            return -1;
+        }
+    }
     if (!cfg->soft_limit_ms && !cfg->hard_limit_ms)
         return 0;
     for (size_t i = 0; i < catalog_count(); i++) {

@@ -12,18 +12,5 @@ export AIPAL_API_BIN=${AIPAL_API_BIN:-$build/daemons/api/aipal-api}
 export AIPAL_WORKER_BIN=${AIPAL_WORKER_BIN:-$build/daemons/worker/aipal-worker}
 export AIPALQ_LIBRARY=${AIPALQ_LIBRARY:-$build/lib/libaipalq.so}
 cd "$root/tests/security"
-exec python3 - "$@" <<'PY'
-import sys
-import unittest
-
-names = sys.argv[1:] or ["test_security"]
-suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-passed = result.testsRun - failed - len(result.skipped)
-for test, _ in result.expectedFailures:
-    print(f"known gap (expected failure): {test.id()}")
-print(f"security: {'ok' if failed == 0 else 'FAIL'}")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
-PY
+(($# > 0)) || set -- test_security
+exec python3 "$root/tests/run_unittest.py" security "$@"
