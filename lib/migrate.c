@@ -7,12 +7,14 @@
 #include "internal.h"
 
 extern const unsigned char aipalq__migration_001[];
+extern const unsigned char aipalq__migration_002[];
 
 static const struct {
     int version;
     const unsigned char *sql;
 } migrations[] = {
     {1, aipalq__migration_001},
+    {2, aipalq__migration_002},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
