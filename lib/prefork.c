@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,15 +230,27 @@ static void child_main(aipalq_worker *w, int fd)
 
 /* ------------------------------------------------------------ the parent */
 
+/* Serialises socketpair + fork + closing the child's end in the parent across
+ * the slot threads. Without it a slot forking at the same moment (they all
+ * spawn at start, and respawn after crashes and recycling) hands its child a
+ * copy of another child's end; when that other child then dies, its slot sees
+ * no end of file until the copy's holder exits too, so the crashed task stays
+ * running, unrecorded, for as long (the fault suite measured 10-18 s). */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static bool spawn(aipalq_worker *w, aipalq__child *ch)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    pthread_mutex_lock(&spawn_lock);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        pthread_mutex_unlock(&spawn_lock);
         return false;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         close(sv[0]);
         close(sv[1]);
+        pthread_mutex_unlock(&spawn_lock);
         return false;
     }
     if (pid == 0) {
@@ -246,6 +259,7 @@ static bool spawn(aipalq_worker *w, aipalq__child *ch)
         _exit(0);
     }
     close(sv[1]);
+    pthread_mutex_unlock(&spawn_lock);
     ch->pid = pid;
     ch->fd = sv[0];
     ch->tasks_done = 0;

@@ -51,7 +51,11 @@ static const opt opts[] = {
      "hard time limit of every type (default: each type's, 1800 for most)"},
     {"result-ttl", OPT_SECONDS, F(result_ttl_ms), 0, 0, "SECONDS",
      "how long Redis keeps a finished task for fast lookups (default: each type's, 3600)"},
+    {"retry-backoff", OPT_SECONDS, F(retry_backoff_ms), 0, 0, "SECONDS",
+     "first retry's delay for every type, doubling per retry (default: each type's, 60 for most)"},
     {"lease", OPT_SECONDS, F(lease_ms), 0, 0, "SECONDS", "task lease (default 30)"},
+    {"maintenance-interval", OPT_SECONDS, F(maintenance_ms), 0, 0, "SECONDS",
+     "how often to offer to run the reconciler and outbox relay (default 30; 0 never)"},
     {"shutdown-timeout", OPT_SECONDS, F(shutdown_timeout_ms), 0, 0, "SECONDS",
      "graceful stop: how long running tasks may finish (default 30)"},
     {"prefetch", OPT_INT, F(prefetch), 0, 1024, "N", "tasks taken beyond free slots (default 0)"},
@@ -105,6 +109,7 @@ void config_defaults(worker_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->prefork = 1;
     cfg->lease_ms = 30000;
+    cfg->maintenance_ms = 30000;
     cfg->shutdown_timeout_ms = 30000;
     cfg->max_tasks_per_child = 1000;
     cfg->log_level = LOG_INFO;

@@ -19,7 +19,9 @@ typedef struct worker_config {
     int fair_every;
     int64_t soft_limit_ms, hard_limit_ms; /* 0: each type's own */
     int64_t result_ttl_ms;                /* 0: each type's own */
+    int64_t retry_backoff_ms;             /* 0: each type's own backoff base */
     int64_t lease_ms;
+    int64_t maintenance_ms; /* reconciler and outbox relay interval; 0: never */
     int64_t shutdown_timeout_ms;
     int max_tasks_per_child;
     int64_t max_memory_per_child_kb;

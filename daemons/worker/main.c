@@ -184,9 +184,21 @@ static int migrate_all(aipalq_client *c, const worker_config *cfg)
     }
 }
 
-/* Applies --soft-time-limit / --hard-time-limit / --result-ttl to every type. */
+/* Applies --soft-time-limit / --hard-time-limit / --result-ttl / --retry-backoff to every
+ * type. */
 static int apply_limits(aipalq_client *c, const worker_config *cfg)
 {
+    for (size_t i = 0; cfg->retry_backoff_ms && i < catalog_count(); i++) {
+        const catalog_type *t = catalog_at(i);
+        int64_t cap =
+            t->backoff_cap_ms > cfg->retry_backoff_ms ? t->backoff_cap_ms : cfg->retry_backoff_ms;
+        if (aipalq_type_set_backoff(c, t->name, cfg->retry_backoff_ms, cap,
+                                    t->backoff_jitter_percent) != AIPALQ_OK) {
+            log_msg(LOG_ERROR, "worker.config_error", "retry backoff of %s: %s", t->name,
+                    aipalq_client_errmsg(c));
+            return -1;
+        }
+    }
     for (size_t i = 0; cfg->result_ttl_ms && i < catalog_count(); i++) {
         if (aipalq_type_set_result_ttl(c, catalog_at(i)->name, cfg->result_ttl_ms) != AIPALQ_OK) {
             log_msg(LOG_ERROR, "worker.config_error", "result TTL of %s: %s", catalog_at(i)->name,
@@ -225,6 +237,8 @@ static int configure_worker(aipalq_worker *w, const worker_config *cfg, const ch
         st = aipalq_worker_set_lease_ms(w, cfg->lease_ms);
     if (st == AIPALQ_OK)
         st = aipalq_worker_set_shutdown_timeout_ms(w, cfg->shutdown_timeout_ms);
+    if (st == AIPALQ_OK)
+        st = aipalq_worker_set_maintenance_ms(w, cfg->maintenance_ms);
     if (st == AIPALQ_OK && cfg->prefork)
         st = aipalq_worker_set_recycle(w, cfg->max_tasks_per_child, cfg->max_memory_per_child_kb);
     if (st == AIPALQ_OK && cfg->worker_id)
