@@ -1,7 +1,8 @@
 /* The heartbeat thread: extends the leases of running jobs (handlers never
- * do), brings cancel requests to them, enforces time limits, publishes the
- * worker in the registry, and runs the fleet's maintenance (outbox relay,
- * reconciler) when it is this worker's turn. */
+ * do), brings cancel requests to them, enforces time limits and publishes the
+ * worker in the registry. Nothing that can take long runs here (the fleet's
+ * maintenance has a thread of its own, maintenance.c): a late beat is a lost
+ * lease. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,9 @@
 
 #include "worker_internal.h"
 
-#define TICK_BUSY_MS       100
-#define TICK_IDLE_MS       250
-#define REGISTRY_EVERY_MS  2000
-#define RECONCILE_GRACE_MS 15000
+#define TICK_BUSY_MS      100
+#define TICK_IDLE_MS      250
+#define REGISTRY_EVERY_MS 2000
 
 typedef struct beat_item {
     char id[AIPALQ_ID_SIZE];
@@ -135,42 +135,6 @@ static void extend_leases(aipalq_worker *w, aipalq_client *c)
     free(items);
 }
 
-/* Relays the outbox when a NOTIFY came (or on the maintenance period). */
-static void relay_outbox(aipalq_client *c, bool *listening)
-{
-    if (!*listening && aipalq__pg_exec(c, "LISTEN aipalq_outbox", 0, NULL, NULL) == AIPALQ_OK)
-        *listening = true;
-    if (!c->pg) {
-        *listening = false;
-        return;
-    }
-    PQconsumeInput(c->pg);
-    bool notified = false;
-    PGnotify *note;
-    while ((note = PQnotifies(c->pg)) != NULL) {
-        notified = true;
-        PQfreemem(note);
-    }
-    int64_t moved = 0;
-    if (notified) {
-        do {
-            if (aipalq_relay_outbox(c, 1000, &moved) != AIPALQ_OK)
-                break;
-        } while (moved == 1000);
-    }
-}
-
-static void maintain(aipalq_worker *w, aipalq_client *c)
-{
-    int64_t moved = 0;
-    do {
-        if (aipalq_relay_outbox(c, 1000, &moved) != AIPALQ_OK)
-            break;
-    } while (moved == 1000);
-    int64_t grace = w->lease_ms > RECONCILE_GRACE_MS ? w->lease_ms : RECONCILE_GRACE_MS;
-    aipalq_reconcile(c, grace, NULL, NULL);
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
@@ -185,8 +149,6 @@ static void *heartbeat_main(void *arg)
         return NULL;
     int64_t beat_every = w->lease_ms / 3 < 500 ? w->lease_ms / 3 : 500;
     int64_t last_beat = 0, last_registry = 0;
-    int64_t last_maint = aipalq__monotonic_ms();
-    bool listening = false;
     while (!atomic_load(&w->heartbeat_stop)) {
         int64_t now = aipalq__monotonic_ms();
         check_limits(w, now);
@@ -197,13 +159,6 @@ static void *heartbeat_main(void *arg)
         if (now - last_registry >= REGISTRY_EVERY_MS) {
             aipalq__registry_publish(w, c, false);
             last_registry = now;
-        }
-        if (w->maintenance_ms > 0) {
-            relay_outbox(c, &listening);
-            if (now - last_maint >= w->maintenance_ms) {
-                maintain(w, c);
-                last_maint = now;
-            }
         }
         sleep_ms(atomic_load(&w->n_running) > 0 ? TICK_BUSY_MS : TICK_IDLE_MS);
     }

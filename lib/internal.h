@@ -5,6 +5,7 @@
 #define AIPALQ_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -326,6 +327,11 @@ aipalq__dispatch_item aipalq__dispatch_item_from_row(const PGresult *res, int ro
  * calls are written but their replies are read by the next Redis call of the
  * client (the caller does not wait a round trip; a failure is the
  * reconciler's to repair, as for any dispatch after commit). */
+/* aipalq_reconcile, stopping early (between pages) once *stop is set; stop may
+ * be NULL. */
+aipalq_status aipalq__reconcile(aipalq_client *c, int64_t grace_ms, const atomic_int *stop,
+                                int64_t *redispatched_out, int64_t *repaired_out);
+
 aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n,
                                bool send_only);
 

@@ -16,12 +16,19 @@
 /* The bytes "aipalqrc". */
 #define RECONCILE_LOCK "7019893431471006563"
 
+/* One page of the unfinished tasks of one state, in id order. By state, not
+ * with "status IN (...)": equality on (namespace, status) lets the index
+ * aipalq_tasks_status_idx return the page in id order, reading ~PAGE entries;
+ * with the IN list no index gives that order, and each page became a scan and
+ * sort of every unfinished row (a million waiting made a pass quadratic). */
 static const char page_sql[] =
     "SELECT id::text, queue, status FROM aipalq_tasks"
-    " WHERE status IN " AIPALQ__ACTIVE_STATES_SQL " AND id > $1::uuid AND namespace = $3"
+    " WHERE namespace = $3 AND status = $4 AND id > $1::uuid"
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
     " ORDER BY id LIMIT "
     "500";
+
+static const char *const active_states[] = {"pending", "scheduled", "running", "retrying"};
 
 /* Re-dispatch from PostgreSQL: only rows still unfinished and still quiet
  * (a worker that touched the row meanwhile wins). A running task that Redis
@@ -192,19 +199,17 @@ static aipalq_status reconcile_page(aipalq_client *c, const page_row *rows, size
     return st;
 }
 
-static aipalq_status reconcile_all(aipalq_client *c, const char *grace, tally *t)
+/* Reconciles every unfinished task of one state, a page at a time, until
+ * done or *stop is set. */
+static aipalq_status reconcile_state(aipalq_client *c, const char *state, const char *grace,
+                                     page_row *rows, const atomic_int *stop, tally *t)
 {
     char cursor[AIPALQ_ID_SIZE] = "00000000-0000-0000-0000-000000000000";
-    page_row *rows = malloc(PAGE * sizeof *rows);
-    if (!rows)
-        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory reconciling");
-    aipalq_status st = aipalq__pg_exec(c, "SELECT aipalq_ensure_partitions()", 0, NULL, NULL);
-    for (;;) {
-        if (st != AIPALQ_OK)
-            break;
-        const char *params[] = {cursor, grace, c->ns};
+    aipalq_status st = AIPALQ_OK;
+    while (st == AIPALQ_OK && !(stop && atomic_load(stop))) {
+        const char *params[] = {cursor, grace, c->ns, state};
         PGresult *res;
-        st = aipalq__pg_exec(c, page_sql, 3, params, &res);
+        st = aipalq__pg_exec(c, page_sql, 4, params, &res);
         if (st != AIPALQ_OK)
             break;
         size_t n = (size_t)PQntuples(res);
@@ -221,12 +226,30 @@ static aipalq_status reconcile_all(aipalq_client *c, const char *grace, tally *t
         if (n < PAGE)
             break;
     }
+    return st;
+}
+
+static aipalq_status reconcile_all(aipalq_client *c, const char *grace, const atomic_int *stop,
+                                   tally *t)
+{
+    page_row *rows = malloc(PAGE * sizeof *rows);
+    if (!rows)
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory reconciling");
+    aipalq_status st = aipalq__pg_exec(c, "SELECT aipalq_ensure_partitions()", 0, NULL, NULL);
+    for (size_t i = 0; st == AIPALQ_OK && i < sizeof active_states / sizeof *active_states; i++)
+        st = reconcile_state(c, active_states[i], grace, rows, stop, t);
     free(rows);
     return st;
 }
 
 aipalq_status aipalq_reconcile(aipalq_client *c, int64_t grace_ms, int64_t *redispatched_out,
                                int64_t *repaired_out)
+{
+    return aipalq__reconcile(c, grace_ms, NULL, redispatched_out, repaired_out);
+}
+
+aipalq_status aipalq__reconcile(aipalq_client *c, int64_t grace_ms, const atomic_int *stop,
+                                int64_t *redispatched_out, int64_t *repaired_out)
 {
     if (!aipalq__client_ok(c))
         return AIPALQ_EMISUSE;
@@ -245,7 +268,7 @@ aipalq_status aipalq_reconcile(aipalq_client *c, int64_t grace_ms, int64_t *redi
         snprintf(grace, sizeof grace, "%lld", (long long)grace_ms);
         st = aipalq__redis_ensure(c);
         if (st == AIPALQ_OK)
-            st = reconcile_all(c, grace, &t);
+            st = reconcile_all(c, grace, stop, &t);
         aipalq_status saved = c->last_status;
         char msg[AIPALQ__ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "%s", c->errmsg);

@@ -389,6 +389,11 @@ static aipalq_status start_runtime(aipalq_worker *w)
         aipalq__recorder_stop(w);
         return werr(w, AIPALQ_ENOMEM, "cannot start the heartbeat thread");
     }
+    if (aipalq__maintenance_start(w) != AIPALQ_OK) {
+        aipalq__heartbeat_stop(w);
+        aipalq__recorder_stop(w);
+        return werr(w, AIPALQ_ENOMEM, "cannot start the maintenance thread");
+    }
     w->runtime_started = true;
     return AIPALQ_OK;
 }
@@ -399,6 +404,7 @@ static void stop_runtime(aipalq_worker *w, int64_t deadline)
 {
     if (!w->runtime_started)
         return;
+    aipalq__maintenance_stop(w);
     aipalq__recorder_drain(w, deadline);
     aipalq__recorder_stop(w);
     aipalq__heartbeat_stop(w);

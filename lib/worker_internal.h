@@ -135,8 +135,10 @@ struct aipalq_worker {
     pthread_t *slot_threads;
     int nslot_threads;
     int live_slots; /* slot threads not yet returned, guarded by mu */
-    pthread_t heartbeat_thread, recorder_thread;
+    pthread_t heartbeat_thread, recorder_thread, maintenance_thread;
     atomic_int heartbeat_stop;
+    atomic_int maintenance_stop;
+    bool maintenance_started;
     /* The recorder's queue, guarded by rec_mu. */
     pthread_mutex_t rec_mu;
     pthread_cond_t rec_cv;
@@ -209,6 +211,11 @@ int aipalq__recorder_backlog(aipalq_worker *w);
 /* heartbeat.c */
 aipalq_status aipalq__heartbeat_start(aipalq_worker *w);
 void aipalq__heartbeat_stop(aipalq_worker *w);
+
+/* maintenance.c: the outbox relay and the reconciler on a thread of their own
+ * (none when the maintenance interval is 0). */
+aipalq_status aipalq__maintenance_start(aipalq_worker *w);
+void aipalq__maintenance_stop(aipalq_worker *w);
 
 /* prefork.c */
 /* Runs jobs from the ready queue through one child process; the body of a
