@@ -7,6 +7,9 @@
 #   tests/fuzz/run.sh      libFuzzer targets, corpus replay + FUZZ_SECONDS of fuzzing each
 #   tests/tsan/run.sh      ThreadSanitizer: tsan_worker driver and the worker suite
 #   tests/security/run.sh  injection, headers, slowloris, traversal, auth, secrets, root, URLs
+#   tests/fault/run.sh     faults mid-drain with the real daemons (worker/child SIGKILL, Redis
+#                          SIGKILL/FLUSHALL/SIGSTOP, PostgreSQL restarts, API SIGKILL, SIGTERM
+#                          hand-over) on its own Redis and PostgreSQL: nothing lost or doubled
 #   tests/load/run.sh      the API under a mixed load; many tasks with flat memory (LOAD_*)
 #   tests/dashboard/run.sh the dashboard of aipal-api in headless Chromium (playwright-core)
 #   tests/packaging/run.sh Compose, Kubernetes and systemd packaging: validation, drift against
@@ -47,11 +50,13 @@ run_counted valgrind tests/valgrind.sh "$root/build"
 run_counted dashboard tests/dashboard/run.sh "$root/build"
 run_counted packaging tests/packaging/run.sh
 # Reliability and security passes: libFuzzer targets (short: FUZZ_SECONDS each, default 10
-# here), ThreadSanitizer over the worker engine (build-tsan/), and the security suite against
-# build/'s aipal-api and libaipalq.
+# here), ThreadSanitizer over the worker engine (build-tsan/), the security suite against
+# build/'s aipal-api and libaipalq, and the fault suite against build/'s daemons (its figures
+# go to build/meson-logs/fault-results.jsonl; FAULT_TASKS / FAULT_REPS / FAULT_LONG size it).
 run_counted fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" tests/fuzz/run.sh
 run_counted tsan tests/tsan/run.sh
 run_counted security tests/security/run.sh "$root/build"
+run_counted fault tests/fault/run.sh "$root/build"
 run_counted load tests/load/run.sh "$root/build"
 
 echo "$passed passed, $failed failed"
