@@ -102,7 +102,22 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
         redact_password(msg, sizeof msg, c->database_url);
         return aipalq__fail(c, AIPALQ_EBADURL, "malformed PostgreSQL URL: %s", msg);
     }
+    /* Our settings go after the URL's own options, which are kept:
+     * jit = off because JIT compiles per execution, never cached with a plan,
+     * and the queue's statements are short while the planner's cost estimates
+     * grow with the table: at a million rows aipalq_record() was JIT-compiled
+     * on every call, seconds of LLVM work for a millisecond of execution. */
+    char options[512];
+    const char *url_options = NULL;
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val)
+            url_options = o->val;
+    int olen =
+        snprintf(options, sizeof options, "%s%s-c jit=off%s", url_options ? url_options : "",
+                 url_options ? " " : "", c->async_commit ? " -c synchronous_commit=off" : "");
     PQconninfoFree(parsed);
+    if (olen < 0 || (size_t)olen >= sizeof options)
+        return aipalq__fail(c, AIPALQ_EBADURL, "PostgreSQL URL: options too long");
     char timeout[24];
     /* libpq counts whole seconds, with 1 treated as 2; round up. */
     int64_t secs = (c->connect_timeout_ms + 999) / 1000;
@@ -115,13 +130,10 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
                           "keepalives_interval",
                           "keepalives_count",
                           "dbname",
-                          NULL,
+                          "options",
                           NULL};
-    const char *vals[] = {timeout, "libaipalq", "1", "10", "5", "3", c->database_url, NULL, NULL};
-    if (c->async_commit) {
-        keys[7] = "options";
-        vals[7] = "-c synchronous_commit=off";
-    }
+    const char *vals[] = {timeout, "libaipalq",     "1",     "10", "5",
+                          "3",     c->database_url, options, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (!c->pg)
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory connecting to PostgreSQL");

@@ -20,12 +20,14 @@
  * with "status IN (...)": equality on (namespace, status) lets the index
  * aipalq_tasks_status_idx return the page in id order, reading ~PAGE entries;
  * with the IN list no index gives that order, and each page became a scan and
- * sort of every unfinished row (a million waiting made a pass quadratic). */
+ * sort of every unfinished row (a million waiting made a pass quadratic).
+ * "ORDER BY t.id", not "ORDER BY id": the bare name is the output column
+ * id::text, and a sort by text is a sort of the whole range, index or not. */
 static const char page_sql[] =
-    "SELECT id::text, queue, status FROM aipalq_tasks"
-    " WHERE namespace = $3 AND status = $4 AND id > $1::uuid"
-    " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)"
-    " ORDER BY id LIMIT "
+    "SELECT t.id::text, t.queue, t.status FROM aipalq_tasks t"
+    " WHERE t.namespace = $3 AND t.status = $4 AND t.id > $1::uuid"
+    " AND t.updated_at < now() - make_interval(secs => $2::double precision / 1000)"
+    " ORDER BY t.id LIMIT "
     "500";
 
 static const char *const active_states[] = {"pending", "scheduled", "running", "retrying"};

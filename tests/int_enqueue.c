@@ -284,6 +284,26 @@ START_TEST(test_bad_redis_url_commits_nothing)
 }
 END_TEST
 
+/* The library adds its own connection options (jit off); the URL's own
+ * options must survive that: here they make every transaction read-only. */
+START_TEST(test_url_options_are_kept)
+{
+    const char *base = tu_db_url();
+    char url[1024];
+    snprintf(url, sizeof url, "%s%soptions=-c%%20default_transaction_read_only%%3Don", base,
+             strchr(base, '?') ? "&" : "?");
+    aipalq_client *c = aipalq_client_new(NULL, url);
+    ASSERT_OK(c, aipalq_client_set_namespace(c, ns));
+    ASSERT_OK(c, aipalq_type_define(c, "t.a", queue));
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_ST(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL), AIPALQ_EPG);
+    ck_assert_msg(tu_contains(aipalq_client_errmsg(c), "read-only"), "%s",
+                  aipalq_client_errmsg(c));
+    ck_assert_int_eq(task_rows(), 0);
+    aipalq_client_free(c);
+}
+END_TEST
+
 START_TEST(test_priority_order_in_redis)
 {
     aipalq_client *c = tu_client(ns, queue);
@@ -721,6 +741,7 @@ int main(void)
     tcase_add_test(tc, test_enqueue_and_get_all_fields);
     tcase_add_test(tc, test_type_defaults_apply);
     tcase_add_test(tc, test_get_unknown_and_malformed);
+    tcase_add_test(tc, test_url_options_are_kept);
     tcase_add_test(tc, test_bad_input_leaves_nothing);
     tcase_add_test(tc, test_bad_redis_url_commits_nothing);
     tcase_add_test(tc, test_priority_order_in_redis);

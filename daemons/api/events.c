@@ -38,10 +38,12 @@ static const char events_sql[] =
     " ORDER BY e.id LIMIT " EVENTS_PAGE;
 
 /* New tasks by id (UUIDv7: creation order) from a floor instant. */
+/* ORDER BY t.id: a bare "id" would be the output column id::text, a sort of
+ * every row since the floor instead of a walk of the primary key. */
 static const char created_sql[] =
-    "SELECT id::text, type, queue, status FROM aipalq_tasks"
-    " WHERE id >= aipalq_uuid_floor(to_timestamp($1::double precision / 1000)) AND id > $2::uuid"
-    " ORDER BY id LIMIT 2000";
+    "SELECT t.id::text, t.type, t.queue, t.status FROM aipalq_tasks t"
+    " WHERE t.id >= aipalq_uuid_floor(to_timestamp($1::double precision / 1000))"
+    " AND t.id > $2::uuid ORDER BY t.id LIMIT 2000";
 
 /* The last event before the subscriptions began. */
 static const char cursor_sql[] = "SELECT coalesce(max(id), 0) FROM aipalq_events"

@@ -9,10 +9,18 @@
 -- and force_generic_plan keeps it from the first call on (the batch's contents
 -- never change the plan: jsonb_to_recordset's row estimate is fixed). Same
 -- arguments, same results, same semantics as version 1's.
+--
+-- jit = off on both of the queue's set-based functions: their cost estimates
+-- grow with the table (a million rows put aipalq_record over
+-- jit_optimize_above_cost) and JIT code is compiled per execution, never kept
+-- with a cached plan: seconds of LLVM work for a millisecond statement. The
+-- library's connections turn JIT off as well; these settings also hold for
+-- callers of the functions on connections of their own.
 CREATE OR REPLACE FUNCTION aipalq_record(batch jsonb, worker text)
 RETURNS TABLE (idx bigint, applied boolean, old_status text)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $$
 BEGIN
 RETURN QUERY
@@ -78,3 +86,5 @@ FROM x LEFT JOIN done ON done.id = x.id LEFT JOIN old ON old.id = x.id
 ORDER BY x.n;
 END
 $$;
+
+ALTER FUNCTION aipalq_enqueue(jsonb, boolean) SET jit = off;
