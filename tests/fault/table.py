@@ -18,7 +18,10 @@ def seconds(value: object) -> str:
 def row(r: dict) -> str:
     reruns = r.get("handler_reruns", 0)
     recovery = (f"{seconds(r.get('recovery_s'))} (progress again after "
-                f"{seconds(r.get('resume_s'))}, tasks hit final after {seconds(r.get('hit_final_s'))})")
+                f"{seconds(r.get('resume_s'))}, tasks hit final after {seconds(r.get('hit_final_s'))}")
+    if (r.get("fault_s") or 0) >= 0.3:
+        recovery += f"; injecting the fault took {seconds(r['fault_s'])}"
+    recovery += ")"
     return (f"| {r['scenario']} | {r['repetitions']} | {r['tasks']} | {r['lost']} | "
             f"{r['duplicated_completions']} (handler re-runs: {reruns}) | {recovery} |")
 

@@ -295,10 +295,12 @@ class Monitor(threading.Thread):
             if not hit or unfinished_among(self.url, hit) == 0:
                 fault["hit_final_s"] = round(now - at, 2)
 
-    def fault(self, hit: Sequence[str], completed: int, at: float) -> None:
-        """Notes a fault at `at`; hit: the ids it hit; completed: the count just before."""
+    def fault(self, hit: Sequence[str], completed: int, at: float, took: float) -> None:
+        """Notes a fault at `at` that took `took` s to inject (a restart: until the server was
+        up again); hit: the ids it hit; completed: the count just before."""
         with self.lock:
-            self.faults.append({"at": at, "hit": list(hit), "completed": completed})
+            self.faults.append({"at": at, "hit": list(hit), "completed": completed,
+                                "fault_s": round(took, 2)})
 
     def stop(self) -> None:
         self.stopping.set()
@@ -321,7 +323,7 @@ class Monitor(threading.Thread):
                 parts = [f.get("resume_s"), f.get("hit_final_s")]
                 f["recovery_s"] = None if None in parts else max(parts)  # type: ignore
             return {"recovery_s": worst("recovery_s"), "resume_s": worst("resume_s"),
-                    "hit_final_s": worst("hit_final_s")}
+                    "hit_final_s": worst("hit_final_s"), "fault_s": worst("fault_s")}
 
 
 def counts_of(url: str) -> Tuple[int, int]:
@@ -529,6 +531,7 @@ class FaultTest(unittest.TestCase):
         """Every task final and completed once, nothing stale in Redis; writes the JSON line."""
         total = len(ids)
         self.wait_all_final(total)
+        time.sleep(0.6)  # the monitor's next samples resolve the faults hit at the very end
         recovery = self.monitor.recovery() if self.monitor else {}
         if self.monitor:
             print(f"faults: {self.monitor.summary()}", flush=True)
@@ -621,11 +624,8 @@ class FaultTest(unittest.TestCase):
         kills: List[Tuple[int, float]] = []  # (child pid, wall time of the kill)
         for rep in range(REPS):
             self.wait_completed(self.fault_point(rep, REPS, TASKS))
-            children = worker.children()
-            self.assertTrue(children, "the prefork worker has no children")
             with self.fault():
-                kills.append((children[rep % len(children)], time.time()))
-                os.kill(kills[-1][0], signal.SIGKILL)
+                kills.append((self.kill_a_child(worker, rep), time.time()))
         self.assertTrue(worker.alive(), "the worker died with its child")
         retried = int(self.sql("SELECT count(*) FROM aipalq_events WHERE to_status = 'retrying'"))
         self.check_drain("prefork child SIGKILL", len(kills), ids, {"retried": retried})
@@ -640,6 +640,21 @@ class FaultTest(unittest.TestCase):
             self.assertTrue(crashed, f"the crash of task {task} (child {pid}) was not recorded")
             self.assertLess(float(crashed) - at, 5.0,
                             f"the crash of task {task} (child {pid}) was recorded late")
+
+    def kill_a_child(self, worker: Daemon, rep: int) -> int:
+        """SIGKILLs one child of the worker (another one each time); returns its pid. A child
+        may exit by itself meanwhile (recycled after --max-tasks-per-child): then another."""
+        for _ in range(20):
+            children = worker.children()
+            if children:
+                pid = children[rep % len(children)]
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    return pid
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        self.fail("the prefork worker has no child to kill")
 
     @staticmethod
     def task_of_child(worker: Daemon, pid: int) -> Optional[str]:
@@ -757,6 +772,7 @@ class FaultTest(unittest.TestCase):
         """SIGTERM to workers with 4 s tasks in flight and a short shutdown timeout: the
         unfinished ones are handed back (not failed, not lost) and a later worker ends them."""
         long_ids: List[str] = []
+        stop_s = 0.0  # the longest time from SIGTERM to the worker's exit
         short_ids = self.enqueue(TASKS)
         self.start_monitor(TASKS + REPS * CONCURRENCY)
         for rep in range(REPS):
@@ -766,17 +782,20 @@ class FaultTest(unittest.TestCase):
                                        extra=["--shutdown-timeout", "0.5"])
             self.wait_long_running(long_ids)
             with self.fault():
+                sent = time.monotonic()
                 worker.signal(signal.SIGTERM)
                 try:
                     code = worker.proc.wait(15)
                 except subprocess.TimeoutExpired:
                     self.fail("the worker did not stop within 15 s of SIGTERM")
+                stop_s = max(stop_s, time.monotonic() - sent)
             self.assertEqual(code, 0, worker.log_text()[-2000:])
         handed_back = int(self.sql("SELECT count(*) FROM aipalq_events"
                                    " WHERE from_status = 'running' AND to_status = 'pending'"))
         self.start_worker("threads", concurrency=CONCURRENCY * 2)
         line = self.check_drain("worker SIGTERM, long tasks handed back", REPS,
-                                short_ids + long_ids, {"handed_back": handed_back})
+                                short_ids + long_ids,
+                                {"handed_back": handed_back, "stop_s": round(stop_s, 2)})
         self.assertGreater(handed_back, 0, f"no task was handed back: {line}")
 
     def wait_long_running(self, long_ids: Sequence[str], timeout: float = 30) -> None:
@@ -801,9 +820,10 @@ class FaultMark:
         self.at = time.monotonic()
 
     def __exit__(self, *exc: object) -> None:
+        took = time.monotonic() - self.at
         after, done = self.test.in_flight()
         assert self.test.monitor is not None
-        self.test.monitor.fault(sorted(self.hit | after), max(self.done, 0), self.at)
+        self.test.monitor.fault(sorted(self.hit | after), max(self.done, 0), self.at, took)
 
 
 # ---------------------------------------------------------------------------- API submit load
