@@ -621,6 +621,7 @@ class FaultTest(unittest.TestCase):
         ids = self.enqueue(TASKS, ms=max(SLEEP_MS, 20))
         self.start_monitor()
         worker = self.start_worker("prefork")
+        self.assert_child_sockets_private(worker)
         kills: List[Tuple[int, float]] = []  # (child pid, wall time of the kill)
         for rep in range(REPS):
             self.wait_completed(self.fault_point(rep, REPS, TASKS))
@@ -640,6 +641,37 @@ class FaultTest(unittest.TestCase):
             self.assertTrue(crashed, f"the crash of task {task} (child {pid}) was not recorded")
             self.assertLess(float(crashed) - at, 5.0,
                             f"the crash of task {task} (child {pid}) was recorded late")
+
+    def assert_child_sockets_private(self, worker: Daemon) -> None:
+        """Regression (lib/prefork.c spawn_lock): a child's end of its socket pair is held by
+        that child only. Sockets the parent holds too (its own ends, inherited by children
+        forked later) are not at issue; a child end inherited by a sibling kept a dead child's
+        slot from seeing end of file. Checked while all children are the first ones (the ends
+        of a killed child, closed by the parent, may stay open in older siblings: harmless)."""
+        def sockets(pid: int) -> Set[str]:
+            found = set()
+            for fd in Path(f"/proc/{pid}/fd").glob("*"):
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:"):
+                    found.add(target)
+            return found
+        deadline = time.monotonic() + 10
+        while len(worker.children()) < CONCURRENCY and time.monotonic() < deadline:
+            time.sleep(0.05)
+        parent = sockets(worker.pid)
+        # Unix sockets only (socket pairs): TCP connections the parent closed after a fork
+        # (start-up clients) stay open in the children of that time, harmlessly.
+        with open("/proc/net/unix") as f:
+            unix = {f"socket:[{line.split()[6]}]" for line in list(f)[1:] if len(line.split()) > 6}
+        holders: Dict[str, List[int]] = {}
+        for child in worker.children():
+            for sock in (sockets(child) & unix) - parent:
+                holders.setdefault(sock, []).append(child)
+        shared = {s: pids for s, pids in holders.items() if len(pids) > 1}
+        self.assertEqual(shared, {}, "prefork children share a child's socket end")
 
     def kill_a_child(self, worker: Daemon, rep: int) -> int:
         """SIGKILLs one child of the worker (another one each time); returns its pid. A child
