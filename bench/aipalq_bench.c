@@ -92,6 +92,14 @@ static long long pg_count(PGconn *conn, const char *sql)
 }
 
 /* Empties the benchmark's tables and keys so every scenario starts alike. */
+/* A connection to the benchmark's Redis (loopback, port from AIPALQ_REDIS_URL). */
+static redisContext *bench_redis(void)
+{
+    const char *url = getenv("AIPALQ_REDIS_URL");
+    int port = url && strrchr(url, ':') ? atoi(strrchr(url, ':') + 1) : 6379;
+    return redisConnect("127.0.0.1", port);
+}
+
 static void reset(void)
 {
     aipalq_client *c = client();
@@ -103,11 +111,7 @@ static void reset(void)
         PQexec(conn, "TRUNCATE aipalq_tasks, aipalq_events, aipalq_outbox, aipalq_idempotency"));
     PQclear(PQexec(conn, "CHECKPOINT"));
     PQfinish(conn);
-    const char *url = getenv("AIPALQ_REDIS_URL");
-    int port = 6379;
-    if (url && strrchr(url, ':'))
-        port = atoi(strrchr(url, ':') + 1);
-    redisContext *r = redisConnect("127.0.0.1", port);
+    redisContext *r = bench_redis();
     if (!r || r->err)
         die("Redis", r ? r->errstr : "cannot connect");
     freeReplyObject(redisCommand(r, "FLUSHALL"));
@@ -116,9 +120,7 @@ static void reset(void)
 
 static double redis_cpu_s(void)
 {
-    const char *url = getenv("AIPALQ_REDIS_URL");
-    int port = url && strrchr(url, ':') ? atoi(strrchr(url, ':') + 1) : 6379;
-    redisContext *r = redisConnect("127.0.0.1", port);
+    redisContext *r = bench_redis();
     double cpu = 0;
     redisReply *rep = r && !r->err ? redisCommand(r, "INFO cpu") : NULL;
     if (rep && rep->type == REDIS_REPLY_STRING) {
@@ -687,6 +689,36 @@ static void scale_status(PGconn *conn, long depth, long n)
     print_result(&r);
 }
 
+/* Lets both servers finish the upkeep a fill of `depth` tasks owes before
+ * anything is measured, as they would have long done with a queue that deep
+ * in steady state: otherwise the measurements at a million would meet
+ * autovacuum's insert-triggered pass over the new rows, a checkpoint, and
+ * Redis's automatic AOF rewrite (a fork of a 250 MB process) on the same two
+ * cores, and measure those instead of the queue. */
+static void settle_servers(PGconn *conn)
+{
+    double t0 = now_s();
+    PQclear(PQexec(conn, "VACUUM (ANALYZE) aipalq_tasks"));
+    PQclear(PQexec(conn, "CHECKPOINT"));
+    redisContext *r = bench_redis();
+    if (!r || r->err)
+        die("Redis", r ? r->errstr : "cannot connect");
+    freeReplyObject(redisCommand(r, "BGREWRITEAOF"));
+    for (;;) {
+        redisReply *rep = redisCommand(r, "INFO persistence");
+        bool busy = !rep || rep->type != REDIS_REPLY_STRING ||
+                    strstr(rep->str, "aof_rewrite_in_progress:1") ||
+                    strstr(rep->str, "aof_rewrite_scheduled:1");
+        freeReplyObject(rep);
+        if (!busy)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    redisFree(r);
+    fprintf(stderr, "aipalq_bench: servers settled in %.1f s\n", now_s() - t0);
+}
+
 /* depth tasks waiting (bulk enqueued, not timed), then at that depth:
  * take/10 enqueues one at a time, take in batches, a drain of take from the
  * top, and 2,000 status lookups among all rows. */
@@ -697,10 +729,7 @@ static void scenario_scale(long depth, long take, int procs, int conc)
     enqueue_bulk_untimed(depth);
     fprintf(stderr, "aipalq_bench: %ld tasks waiting, enqueued in %.1f s\n", depth, now_s() - t0);
     PGconn *conn = pg();
-    /* what autovacuum would have done by now, and no checkpoint owed to the
-     * fill during the measurements */
-    PQclear(PQexec(conn, "ANALYZE aipalq_tasks"));
-    PQclear(PQexec(conn, "CHECKPOINT"));
+    settle_servers(conn);
     scale_enqueue(conn, depth, take / 10, false);
     scale_enqueue(conn, depth + take / 10, take, true);
     long waiting = depth + take / 10 + take;
