@@ -234,6 +234,7 @@ END_TEST
 START_TEST(test_soft_limit_observed)
 {
     const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"s.t\",\"queue\":\"@Q\",\"soft_time_limit_ms\":300,"
                    "\"hard_time_limit_ms\":20000}]");
@@ -260,6 +261,7 @@ END_TEST
  * is killed, its task fails, and the worker goes on. */
 START_TEST(test_hard_limit_kills_prefork_handler)
 {
+    WT_SKIP_PREFORK_UNDER_ASAN("prefork");
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"h.t\",\"queue\":\"@Q\",\"max_retries\":3,"
                    "\"soft_time_limit_ms\":0,\"hard_time_limit_ms\":1000}]");
@@ -287,6 +289,7 @@ END_TEST
  * task, with the signal in the error detail; the worker goes on. */
 START_TEST(test_crashing_handler_prefork)
 {
+    WT_SKIP_PREFORK_UNDER_ASAN("prefork");
     const char *crash = _i == 0 ? "segv" : "abort";
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"c.t\",\"queue\":\"@Q\",\"max_retries\":0}]");
@@ -319,6 +322,7 @@ END_TEST
  * retried and completes, and the worker goes on with a new child. */
 START_TEST(test_prefork_child_killed)
 {
+    WT_SKIP_PREFORK_UNDER_ASAN("prefork");
     wt_ctx ctx;
     wt_begin(&ctx,
              "[{\"name\":\"p.t\",\"queue\":\"@Q\",\"max_retries\":2,"
@@ -357,6 +361,7 @@ END_TEST
 START_TEST(test_cancel_running_cooperative)
 {
     const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"x.t\",\"queue\":\"@Q\"}]");
     wt_proc_opts o = {.mode = mode};
@@ -389,6 +394,7 @@ END_TEST
  * period (5 s) and the task is cancelled; the worker goes on. */
 START_TEST(test_cancel_ignored_prefork)
 {
+    WT_SKIP_PREFORK_UNDER_ASAN("prefork");
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"i.t\",\"queue\":\"@Q\"}]");
     wt_proc_opts o = {.mode = "prefork"};

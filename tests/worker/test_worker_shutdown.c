@@ -65,6 +65,7 @@ static void finish_elsewhere(wt_ctx *ctx, char ids[][AIPALQ_ID_SIZE], int n)
 START_TEST(test_graceful_timeout_hands_back)
 {
     const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"g.t\",\"queue\":\"@Q\"}]");
     wt_proc_opts oa = {.mode = mode, .concurrency = 2, .shutdown_ms = 1000, .tag = "A"};
@@ -97,6 +98,7 @@ END_TEST
 START_TEST(test_graceful_lets_tasks_finish)
 {
     const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"g.t\",\"queue\":\"@Q\"}]");
     wt_proc_opts oa = {.mode = mode, .concurrency = 2, .shutdown_ms = 15000, .tag = "A"};
@@ -134,6 +136,7 @@ END_TEST
 START_TEST(test_fast_stop_hands_back)
 {
     const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
     wt_ctx ctx;
     wt_begin(&ctx, "[{\"name\":\"g.t\",\"queue\":\"@Q\"}]");
     wt_proc_opts oa = {.mode = mode, .concurrency = 2, .shutdown_ms = 30000, .tag = "A"};
