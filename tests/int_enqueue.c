@@ -297,8 +297,7 @@ START_TEST(test_url_options_are_kept)
     ASSERT_OK(c, aipalq_type_define(c, "t.a", queue));
     char id[AIPALQ_ID_SIZE];
     ASSERT_ST(c, aipalq_enqueue(c, "t.a", "{}", NULL, id, NULL), AIPALQ_EPG);
-    ck_assert_msg(tu_contains(aipalq_client_errmsg(c), "read-only"), "%s",
-                  aipalq_client_errmsg(c));
+    ck_assert_msg(tu_contains(aipalq_client_errmsg(c), "read-only"), "%s", aipalq_client_errmsg(c));
     ck_assert_int_eq(task_rows(), 0);
     aipalq_client_free(c);
 }
