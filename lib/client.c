@@ -70,6 +70,7 @@ void aipalq_client_free(aipalq_client *c)
     if (c->pg)
         PQfinish(c->pg);
     aipalq__types_free(&c->types);
+    aipalq__list_totals_clear(c);
     free(c->redis_url);
     free(c->database_url);
     c->magic = AIPALQ__DEAD_MAGIC;
@@ -119,6 +120,18 @@ aipalq_status aipalq_client_set_synchronous_commit(aipalq_client *c, int on)
         c->pg_prepared = 0;
         c->pg_list_prepared = 0;
     }
+    return aipalq__ok(c);
+}
+
+aipalq_status aipalq_client_set_list_total_max_age(aipalq_client *c, int64_t max_age_ms)
+{
+    if (!aipalq__client_ok(c))
+        return AIPALQ_EMISUSE;
+    if (max_age_ms < 0)
+        return aipalq__fail(c, AIPALQ_EINVAL, "the list total's max age must be >= 0 ms");
+    c->list_total_max_age_ms = max_age_ms;
+    if (max_age_ms == 0)
+        aipalq__list_totals_clear(c);
     return aipalq__ok(c);
 }
 

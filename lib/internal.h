@@ -136,6 +136,17 @@ struct aipalq_opts {
 
 /* --------------------------------------------------------------- client */
 
+/* A total that aipalq_list_tasks counted, kept for reuse within
+ * list_total_max_age_ms: the filter it counted (shape and values) and when. */
+#define AIPALQ__LIST_TOTALS 8
+typedef struct aipalq__list_total {
+    char *filter_key;
+    int64_t total;
+    int64_t counted_ms;
+} aipalq__list_total;
+/* Forgets the kept totals (freeing the client, or a change of settings). */
+void aipalq__list_totals_clear(aipalq_client *c);
+
 struct aipalq_client {
     uint32_t magic;
     char *redis_url;
@@ -149,8 +160,10 @@ struct aipalq_client {
     bool scripts_loaded;
     int redis_unread;          /* replies of sent-ahead dispatches not yet read */
     unsigned pg_prepared;      /* bit per aipalq__stmt prepared on this connection */
-    unsigned pg_list_prepared; /* bit per list shape prepared on this connection */
-    char script_sha[16][41];   /* by aipalq__script_id, from SCRIPT LOAD */
+    uint64_t pg_list_prepared; /* bit per list shape prepared on this connection */
+    int64_t list_total_max_age_ms;
+    aipalq__list_total list_totals[AIPALQ__LIST_TOTALS]; /* recent counts, by filter */
+    char script_sha[16][41]; /* by aipalq__script_id, from SCRIPT LOAD */
     aipalq__types types;
     aipalq_status last_status;
     char errmsg[AIPALQ__ERRMSG_SIZE];
@@ -253,6 +266,7 @@ aipalq_status aipalq__pg_exec_on(aipalq_client *c, PGconn *conn, const char *sql
 typedef enum aipalq__stmt {
     AIPALQ__STMT_INSERT_TASK,
     AIPALQ__STMT_GET_TASK,
+    AIPALQ__STMT_GET_TASKS,
     AIPALQ__STMT_RECORD,
     AIPALQ__STMT_COUNT
 } aipalq__stmt;

@@ -15,7 +15,7 @@ struct aipalq_filter {
 struct aipalq_list {
     aipalq_task *tasks;
     size_t count;
-    int64_t total;
+    int64_t total, total_ms;
 };
 
 aipalq_filter *aipalq_filter_new(void)
@@ -116,7 +116,14 @@ static void states_literal(unsigned states, char *out, size_t len)
  * every value is a bound parameter, so no caller's text enters the SQL. The
  * id column is a UUIDv7: id order is creation order and ties cannot happen,
  * so pages are stable. */
-enum { SHAPE_STATES = 1, SHAPE_TYPE = 2, SHAPE_QUEUE = 4, SHAPE_USER = 8, SHAPE_OLDEST = 16 };
+enum {
+    SHAPE_STATES = 1,
+    SHAPE_TYPE = 2,
+    SHAPE_QUEUE = 4,
+    SHAPE_USER = 8,
+    SHAPE_OLDEST = 16,
+    SHAPE_PAGE_ONLY = 32 /* the total is known: no count, total NULL */
+};
 
 static void build_where(unsigned shape, char *out, size_t len, int *next)
 {
@@ -144,13 +151,75 @@ static char *list_sql(unsigned shape, int *nparams)
     char *sql = malloc(len);
     if (!sql)
         return NULL;
-    snprintf(sql, len,
-             "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks%s) n"
-             " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks%s"
-             " ORDER BY aipalq_tasks.id %s LIMIT $%d OFFSET $%d) p ON true ORDER BY p.id %s",
-             where, where, dir, next, next + 1, dir);
+    if (shape & SHAPE_PAGE_ONLY)
+        snprintf(sql, len,
+                 "SELECT NULL::bigint AS total, " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks%s"
+                 " ORDER BY aipalq_tasks.id %s LIMIT $%d OFFSET $%d",
+                 where, dir, next, next + 1);
+    else
+        snprintf(sql, len,
+                 "SELECT n.total, p.* FROM (SELECT count(*) AS total FROM aipalq_tasks%s) n"
+                 " LEFT JOIN LATERAL (SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks%s"
+                 " ORDER BY aipalq_tasks.id %s LIMIT $%d OFFSET $%d) p ON true ORDER BY p.id %s",
+                 where, where, dir, next, next + 1, dir);
     *nparams = next + 1;
     return sql;
+}
+
+void aipalq__list_totals_clear(aipalq_client *c)
+{
+    for (int i = 0; i < AIPALQ__LIST_TOTALS; i++) {
+        free(c->list_totals[i].filter_key);
+        c->list_totals[i] = (aipalq__list_total){0};
+    }
+}
+
+/* The filter as text: the shape's predicates and their values (not the
+ * page, nor the order, which leave the total as it is). NULL when memory
+ * runs out. */
+static char *filter_key(unsigned shape, const char *const *params, int nvalues)
+{
+    size_t len = 16;
+    for (int i = 0; i < nvalues; i++)
+        len += strlen(params[i]) + 1;
+    char *key = malloc(len);
+    if (!key)
+        return NULL;
+    size_t used = (size_t)snprintf(key, len, "%u",
+                                   shape & (SHAPE_STATES | SHAPE_TYPE | SHAPE_QUEUE | SHAPE_USER));
+    for (int i = 0; i < nvalues; i++)
+        used += (size_t)snprintf(key + used, len - used, "\x1f%s", params[i]);
+    return key;
+}
+
+/* A total counted for this filter within the client's max age, or NULL. */
+static aipalq__list_total *fresh_total(aipalq_client *c, const char *key, int64_t now)
+{
+    for (int i = 0; i < AIPALQ__LIST_TOTALS; i++) {
+        aipalq__list_total *t = &c->list_totals[i];
+        if (t->filter_key && strcmp(t->filter_key, key) == 0 &&
+            now - t->counted_ms < c->list_total_max_age_ms)
+            return t;
+    }
+    return NULL;
+}
+
+/* Keeps a count, in the slot of the same filter or else the oldest slot;
+ * takes ownership of key. */
+static void keep_total(aipalq_client *c, char *key, int64_t total, int64_t now)
+{
+    aipalq__list_total *slot = &c->list_totals[0];
+    for (int i = 0; i < AIPALQ__LIST_TOTALS; i++) {
+        aipalq__list_total *t = &c->list_totals[i];
+        if (t->filter_key && strcmp(t->filter_key, key) == 0) {
+            slot = t;
+            break;
+        }
+        if (!t->filter_key || t->counted_ms < slot->counted_ms)
+            slot = t;
+    }
+    free(slot->filter_key);
+    *slot = (aipalq__list_total){.filter_key = key, .total = total, .counted_ms = now};
 }
 
 /* Runs the statement of a shape, preparing it on first use per connection. */
@@ -163,7 +232,7 @@ static aipalq_status run_list(aipalq_client *c, unsigned shape, const char *cons
     char name[32];
     snprintf(name, sizeof name, "aipalq_list_%u", shape);
     int nparams = 0;
-    if (!(c->pg_list_prepared & (1u << shape))) {
+    if (!(c->pg_list_prepared & ((uint64_t)1 << shape))) {
         char *sql = list_sql(shape, &nparams);
         if (!sql)
             return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
@@ -177,7 +246,7 @@ static aipalq_status run_list(aipalq_client *c, unsigned shape, const char *cons
             return st;
         }
         PQclear(prep);
-        c->pg_list_prepared |= 1u << shape;
+        c->pg_list_prepared |= (uint64_t)1 << shape;
     }
     int n = 3; /* namespace, limit, offset, and one per filter */
     for (unsigned b = SHAPE_STATES; b <= SHAPE_USER; b <<= 1)
@@ -210,33 +279,52 @@ aipalq_status aipalq_list_tasks(aipalq_client *c, const aipalq_filter *f, aipalq
         params[n++] = f->queue;
     if (f->user_id)
         params[n++] = f->user_id;
+    int nvalues = n;
     params[n++] = limit;
     params[n++] = offset;
+    int64_t now = aipalq__now_ms();
+    char *key = c->list_total_max_age_ms > 0 ? filter_key(shape, params, nvalues) : NULL;
+    const aipalq__list_total *kept = key ? fresh_total(c, key, now) : NULL;
+    int64_t kept_total = kept ? kept->total : 0, kept_ms = kept ? kept->counted_ms : 0;
     PGresult *res;
-    aipalq_status st = run_list(c, shape, params, &res);
-    if (st != AIPALQ_OK)
+    aipalq_status st = run_list(c, shape | (kept ? SHAPE_PAGE_ONLY : 0), params, &res);
+    if (st != AIPALQ_OK) {
+        free(key);
         return st;
+    }
     aipalq_list *l = calloc(1, sizeof *l);
     int rows = PQntuples(res);
     if (l && rows > 0)
         l->tasks = calloc((size_t)rows, sizeof *l->tasks);
     if (!l || (rows > 0 && !l->tasks)) {
         free(l);
+        free(key);
         PQclear(res);
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
     }
     for (int r = 0; r < rows; r++) {
-        l->total = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (!kept)
+            l->total = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         if (PQgetisnull(res, r, 1))
             continue; /* the count-only row of an empty page */
         if (!aipalq__task_from_row(&l->tasks[l->count], res, r, 1)) {
             PQclear(res);
             aipalq_list_free(l);
+            free(key);
             return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory listing tasks");
         }
         l->count++;
     }
     PQclear(res);
+    if (kept) {
+        l->total = kept_total;
+        l->total_ms = kept_ms;
+        free(key);
+    } else {
+        l->total_ms = now;
+        if (key)
+            keep_total(c, key, l->total, now);
+    }
     *out = l;
     return aipalq__ok(c);
 }
@@ -291,4 +379,9 @@ const aipalq_task *aipalq_list_at(const aipalq_list *l, size_t i)
 int64_t aipalq_list_total(const aipalq_list *l)
 {
     return l ? l->total : 0;
+}
+
+int64_t aipalq_list_total_ms(const aipalq_list *l)
+{
+    return l ? l->total_ms : 0;
 }

@@ -203,6 +203,10 @@ static const struct {
     [AIPALQ__STMT_GET_TASK] = {"aipalq_get_task",
                                "SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks WHERE id = $1",
                                1},
+    [AIPALQ__STMT_GET_TASKS] = {"aipalq_get_tasks",
+                                "SELECT " AIPALQ__TASK_COLUMNS
+                                " FROM aipalq_tasks WHERE id = ANY($1::uuid[])",
+                                1},
     [AIPALQ__STMT_RECORD] = {"aipalq_record",
                              "SELECT idx, applied, old_status FROM aipalq_record($1::jsonb, $2)",
                              2},

@@ -1,5 +1,6 @@
 /* Integration tests of enqueue and get (lib/enqueue.c, task.c, dispatch.c,
  * queue_stats.c) on a real Redis and PostgreSQL. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -695,6 +696,97 @@ START_TEST(test_task_json_of_a_finished_task)
 }
 END_TEST
 
+START_TEST(test_task_json_escapes_text)
+{
+    /* Free text (a handler's error) with every character JSON must escape:
+     * the object parses and gives the text back unchanged. */
+    aipalq_client *c = tu_client(ns, queue);
+    char id[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{\"k\": \"v \\\"q\\\"\"}", NULL, id, NULL));
+    tu_pg_exec("UPDATE aipalq_tasks SET status = 'failed', error_message ="
+               " E'line\\n\\ttab \\\\ back \"quote\" \\x01\\x1f \\r\\b\\f end \xc3\xa9',"
+               " started_at = '2026-01-02T03:04:05.000Z', completed_at = '2026-01-02T03:04:05.123Z'"
+               " WHERE id = '%s'",
+               id);
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id, &t));
+    const char *want = "line\n\ttab \\ back \"quote\" \x01\x1f \r\b\f end \xc3\xa9";
+    ck_assert_str_eq(aipalq_task_error_message(t), want);
+    cJSON *j = cJSON_Parse(aipalq_task_json(t));
+    ck_assert_msg(j != NULL, "not JSON: %s", aipalq_task_json(t));
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "error_message")->valuestring, want);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "params"), "k")->valuestring,
+                     "v \"q\"");
+    ck_assert(cJSON_GetObjectItem(j, "duration_seconds")->valuedouble == 0.123);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "error_detail")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "cancel_requested")));
+    cJSON_Delete(j);
+    aipalq_task_free(t);
+    aipalq_client_free(c);
+}
+END_TEST
+
+START_TEST(test_get_many)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    char a[AIPALQ_ID_SIZE], b[AIPALQ_ID_SIZE], upper[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.a", "{\"n\": 1}", NULL, a, NULL));
+    ASSERT_OK(c, aipalq_enqueue(c, "t.b", "{\"n\": 2}", NULL, b, NULL));
+    for (size_t i = 0; i < sizeof upper; i++)
+        upper[i] = (char)toupper((unsigned char)b[i]);
+    const char *missing = "00000000-0000-7000-8000-000000000000";
+    /* Order kept, unknown ids NULL, repeated ids (in any case) each a copy. */
+    const char *ids[] = {b, missing, a, upper, b};
+    aipalq_task *out[5];
+    ASSERT_OK(c, aipalq_get_many(c, ids, 5, out));
+    ck_assert_ptr_null(out[1]);
+    ck_assert_str_eq(aipalq_task_id(out[0]), b);
+    ck_assert_str_eq(aipalq_task_type(out[0]), "t.b");
+    ck_assert_str_eq(aipalq_task_id(out[2]), a);
+    ck_assert_str_eq(aipalq_task_type(out[2]), "t.a");
+    ck_assert_msg(json_equal(aipalq_task_params(out[2]), "{\"n\": 1}"), "%s",
+                  aipalq_task_params(out[2]));
+    ck_assert_str_eq(aipalq_task_id(out[3]), b);
+    ck_assert_str_eq(aipalq_task_id(out[4]), b);
+    ck_assert_ptr_ne(out[0], out[4]);
+    for (int i = 0; i < 5; i++)
+        aipalq_task_free(out[i]);
+
+    /* A malformed id reads nothing and names its position. */
+    const char *bad[] = {a, "not-a-uuid"};
+    out[0] = (aipalq_task *)1;
+    ck_assert_int_eq(aipalq_get_many(c, bad, 2, out), AIPALQ_EBADID);
+    ck_assert_ptr_null(out[0]);
+    ck_assert_msg(tu_contains(aipalq_client_errmsg(c), "ids[1]"), "%s", aipalq_client_errmsg(c));
+    ck_assert_int_eq(aipalq_get_many(c, ids, 0, out), AIPALQ_EINVAL);
+    ck_assert_int_eq(aipalq_get_many(c, ids, 1001, out), AIPALQ_EINVAL);
+    ck_assert_int_eq(aipalq_get_many(c, NULL, 1, out), AIPALQ_EINVAL);
+    ck_assert_int_eq(aipalq_get_many(NULL, ids, 1, out), AIPALQ_EMISUSE);
+
+    /* The most ids one call takes: all found. */
+    enum { MANY = 1000 };
+    static char many_ids[MANY][AIPALQ_ID_SIZE];
+    const char *many[MANY];
+    aipalq_batch *batch = aipalq_batch_new();
+    for (int i = 0; i < MANY; i++)
+        ASSERT_OK(c, aipalq_batch_add(batch, "t.a", "{}", NULL));
+    ASSERT_OK(c, aipalq_enqueue_batch(c, batch));
+    for (int i = 0; i < MANY; i++) {
+        snprintf(many_ids[i], sizeof many_ids[i], "%s", aipalq_batch_id(batch, (size_t)i));
+        many[i] = many_ids[MANY - 1 - i];
+    }
+    aipalq_batch_free(batch);
+    static aipalq_task *found[MANY];
+    ASSERT_OK(c, aipalq_get_many(c, many, MANY, found));
+    for (int i = 0; i < MANY; i++) {
+        ck_assert_ptr_nonnull(found[i]);
+        ck_assert_str_eq(aipalq_task_id(found[i]), many[i]);
+        aipalq_task_free(found[i]);
+    }
+    aipalq_client_free(c);
+}
+END_TEST
+
 START_TEST(test_script_cache_flushed)
 {
     /* Redis forgets its scripts under a live connection (SCRIPT FLUSH). The
@@ -754,6 +846,8 @@ int main(void)
     tcase_add_test(tc, test_redis_database_from_url);
     tcase_add_test(tc, test_largest_params_and_unicode);
     tcase_add_test(tc, test_task_json_of_a_finished_task);
+    tcase_add_test(tc, test_task_json_escapes_text);
+    tcase_add_test(tc, test_get_many);
     tcase_add_test(tc, test_script_cache_flushed);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);

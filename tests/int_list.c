@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -380,6 +381,87 @@ START_TEST(test_namespaces_scope_lists)
 }
 END_TEST
 
+START_TEST(test_total_max_age)
+{
+    /* With a max age the client reuses a filter's count (whatever the page)
+     * until it is that old; pages are always read afresh. */
+    aipalq_client *c = populate();
+    ck_assert_int_eq(aipalq_client_set_list_total_max_age(c, -1), AIPALQ_EINVAL);
+    ASSERT_OK(c, aipalq_client_set_list_total_max_age(c, 60000));
+    aipalq_filter *f = aipalq_filter_new();
+    ASSERT_OK(c, aipalq_filter_set_type(f, "t.b"));
+    aipalq_list *l = run(c, f);
+    const int newest_b[] = {9, 8, 7, 6};
+    expect_page(l, 4, newest_b, 4);
+    int64_t counted = aipalq_list_total_ms(l);
+    ck_assert(counted > 0);
+    aipalq_list_free(l);
+
+    char extra[AIPALQ_ID_SIZE];
+    ASSERT_OK(c, aipalq_enqueue(c, "t.b", "{}", NULL, extra, NULL));
+    ASSERT_OK(c, aipalq_filter_set_page(f, 2, 1));
+    l = run(c, f);
+    /* the kept total, the current page (the new task is on it) */
+    ck_assert_int_eq(aipalq_list_total(l), 4);
+    ck_assert_int_eq(aipalq_list_total_ms(l), counted);
+    ck_assert_uint_eq(aipalq_list_count(l), 2);
+    ck_assert_str_eq(aipalq_task_id(aipalq_list_at(l, 0)), ids[9]);
+    aipalq_list_free(l);
+    /* oldest first is the same filter; an empty page keeps the total too */
+    ASSERT_OK(c, aipalq_filter_set_oldest_first(f, 1));
+    ASSERT_OK(c, aipalq_filter_set_page(f, 10, 100));
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 4);
+    ck_assert_uint_eq(aipalq_list_count(l), 0);
+    aipalq_list_free(l);
+
+    /* Another filter value is counted on its own. */
+    ASSERT_OK(c, aipalq_filter_set_type(f, "t.a"));
+    ASSERT_OK(c, aipalq_filter_set_page(f, 20, 0));
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 10);
+    aipalq_list_free(l);
+
+    /* Max age 0: counted on every call again. */
+    ASSERT_OK(c, aipalq_client_set_list_total_max_age(c, 0));
+    ASSERT_OK(c, aipalq_filter_set_type(f, "t.b"));
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 5);
+    ck_assert(aipalq_list_total_ms(l) >= counted);
+    aipalq_list_free(l);
+
+    /* A short max age runs out. */
+    ASSERT_OK(c, aipalq_client_set_list_total_max_age(c, 200));
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 5);
+    aipalq_list_free(l);
+    ASSERT_OK(c, aipalq_enqueue(c, "t.b", "{}", NULL, extra, NULL));
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 5);
+    aipalq_list_free(l);
+    usleep(250 * 1000);
+    l = run(c, f);
+    ck_assert_int_eq(aipalq_list_total(l), 6);
+    aipalq_list_free(l);
+
+    /* More filters than kept slots: each still gets its own right total. */
+    ASSERT_OK(c, aipalq_client_set_list_total_max_age(c, 60000));
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 12; i++) {
+            char user[16];
+            snprintf(user, sizeof user, "u%d", i);
+            ASSERT_OK(c, aipalq_filter_set_user_id(f, user));
+            ASSERT_OK(c, aipalq_filter_set_type(f, NULL));
+            l = run(c, f);
+            int64_t want = i == 1 ? 7 : i == 2 ? 3 : i == 3 ? 3 : 0;
+            ck_assert_int_eq(aipalq_list_total(l), want);
+            aipalq_list_free(l);
+        }
+    aipalq_filter_free(f);
+    aipalq_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_services();
@@ -395,6 +477,7 @@ int main(void)
     tcase_add_test(tc, test_pending_view);
     tcase_add_test(tc, test_failed_view);
     tcase_add_test(tc, test_namespaces_scope_lists);
+    tcase_add_test(tc, test_total_max_age);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_scratch_db_end();

@@ -163,6 +163,16 @@ AIPALQ_API aipalq_status aipalq_client_set_timeouts(aipalq_client *client, int64
  * from the next connection. Errors: AIPALQ_EMISUSE. */
 AIPALQ_API aipalq_status aipalq_client_set_synchronous_commit(aipalq_client *client, int on);
 
+/* How old a list's total may be, in milliseconds (default 0: every
+ * aipalq_list_tasks counts the matching tasks). Counting is linear in the
+ * matching tasks, while a page is not: a dashboard or an API that lists
+ * often can let this client reuse a total counted less than max_age_ms ago
+ * for the same filter (whatever the page), and run only the page's query.
+ * aipalq_list_total_ms tells when a list's total was counted. Errors:
+ * AIPALQ_EINVAL for a negative value. */
+AIPALQ_API aipalq_status aipalq_client_set_list_total_max_age(aipalq_client *client,
+                                                              int64_t max_age_ms);
+
 /* Connects to Redis and PostgreSQL now (otherwise the first call does).
  * Errors: AIPALQ_EBADURL, AIPALQ_EREDIS, AIPALQ_EPG. */
 AIPALQ_API aipalq_status aipalq_client_connect(aipalq_client *client);
@@ -333,6 +343,17 @@ AIPALQ_API aipalq_status aipalq_reconcile(aipalq_client *client, int64_t grace_m
  * unknown id is never "pending"), AIPALQ_EPG. */
 AIPALQ_API aipalq_status aipalq_get(aipalq_client *client, const char *id, aipalq_task **out);
 
+/* Reads up to 1,000 tasks in one round trip (what a status endpoint under
+ * load wants instead of one aipalq_get per request). `out` has room for n
+ * pointers: out[i] receives a snapshot of the task with id ids[i], which the
+ * caller frees with aipalq_task_free, or NULL when there is no such task. An
+ * id asked for twice gets two snapshots. On an error every out[i] is NULL.
+ * Errors: AIPALQ_EINVAL (ids or out NULL, n not 1..1000), AIPALQ_EBADID (an
+ * id is not a UUID: nothing is read, the message names its index),
+ * AIPALQ_EPG, AIPALQ_ENOMEM. */
+AIPALQ_API aipalq_status aipalq_get_many(aipalq_client *client, const char *const *ids, size_t n,
+                                         aipalq_task **out);
+
 AIPALQ_API void aipalq_task_free(aipalq_task *task);
 
 /* Accessors of a task snapshot. Strings are owned by the snapshot; optional
@@ -407,6 +428,9 @@ AIPALQ_API size_t aipalq_list_count(const aipalq_list *list);
 AIPALQ_API const aipalq_task *aipalq_list_at(const aipalq_list *list, size_t i);
 /* Matching tasks in all pages. */
 AIPALQ_API int64_t aipalq_list_total(const aipalq_list *list);
+/* When the total was counted, in Unix milliseconds: now, or earlier when
+ * aipalq_client_set_list_total_max_age let the client reuse a count. */
+AIPALQ_API int64_t aipalq_list_total_ms(const aipalq_list *list);
 
 /* ------------------------------------------------------- cancel and retry */
 
