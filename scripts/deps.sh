@@ -9,6 +9,7 @@ packages=(
   libhiredis-dev libpq-dev libcjson-dev check libmicrohttpd-dev libcurl4-openssl-dev
   redis-server postgresql-15 postgresql-client-15
   python3 clang libclang-rt-14-dev valgrind
+  python3-psycopg2 # tests/python: the transactional enqueue through a psycopg2 connection
 )
 
 missing=()

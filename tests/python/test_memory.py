@@ -150,6 +150,25 @@ WORKLOAD = textwrap.dedent(
         c.wait(i, 30)
     w.stop(); w.join()
 
+    with aipalq.PgConnection() as conn:       # transactional enqueue, then the step API
+        with conn.transaction():
+            c.enqueue_tx(conn, "m", {"tx": 1}, priority=4)
+            c.enqueue_many_tx(conn, [("m", {"tx": 2}), ("m", {"tx": 3})])
+        for bad in (lambda: c.enqueue_tx(conn, "m", [1]), lambda: c.enqueue_many_tx(conn, [("m", "{")])):
+            try:
+                bad()
+            except aipalq.AipalqError:
+                pass
+    c.relay_outbox()
+    sw = aipalq.Worker(c, maintenance_interval=0)
+    job = sw.next(10)
+    job.complete({"step": job.params})
+    job.close()
+    with sw.next(10) as job:
+        job.fail("no", "detail", retryable=False)
+    held = sw.next(10)                        # handed back and freed by sw.close()
+    sw.close()
+
     leaked = support.client()                 # never closed: freed when collected
     leaked.ping()
     del leaked

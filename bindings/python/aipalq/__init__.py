@@ -23,6 +23,10 @@ Worker::
 
     worker.run()                              # until SIGTERM / SIGINT
 
+Or take tasks yourself (``worker.next(timeout)`` returns a :class:`StepJob`
+to complete, fail or release), and enqueue inside your own PostgreSQL
+transaction with :meth:`Client.enqueue_tx` (:mod:`aipalq.pg`).
+
 The bindings load the shared library with ctypes (see :mod:`aipalq._lib` for
 where it is looked for: ``AIPALQ_LIBRARY``, the installed ``libaipalq.so.1``,
 then the build tree) and check its major version. Errors of the C library are
@@ -65,8 +69,9 @@ from .errors import (
     UnknownTaskType,
     error_for,
 )
+from .pg import PgConnection
 from .task import State, Task, TaskId, TaskPage
-from .worker import Job, Worker, WorkerCounts
+from .worker import Job, StepJob, Worker, WorkerCounts
 
 __version__ = "1.0.0"
 
@@ -127,6 +132,7 @@ __all__ = [
     "NotFound",
     "OutOfMemory",
     "PermanentError",
+    "PgConnection",
     "QueueDepth",
     "RedisError",
     "SchemaError",
@@ -134,6 +140,7 @@ __all__ = [
     "ShuttingDown",
     "StaleDelivery",
     "State",
+    "StepJob",
     "Task",
     "TaskId",
     "TaskPage",

@@ -44,7 +44,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import LibraryNotFoundError, LibraryVersionError
 
@@ -89,6 +89,7 @@ _SIGNATURES = {
     "aipalq_client_errcode": (c_int, [c_void_p]),
     "aipalq_client_set_namespace": (c_int, [c_void_p, c_char_p]),
     "aipalq_client_set_timeouts": (c_int, [c_void_p, c_int64, c_int64]),
+    "aipalq_client_set_synchronous_commit": (c_int, [c_void_p, c_int]),
     "aipalq_client_connect": (c_int, [c_void_p]),
     "aipalq_ping": (c_int, [c_void_p, _intp, _intp]),
     "aipalq_migrate": (c_int, [c_void_p]),
@@ -123,6 +124,9 @@ _SIGNATURES = {
     "aipalq_batch_created": (c_int, [c_void_p, c_size_t]),
     "aipalq_batch_clear": (None, [c_void_p]),
     "aipalq_enqueue_batch": (c_int, [c_void_p, c_void_p]),
+    # (client, PGconn *, ...): the caller's libpq connection, as an address
+    "aipalq_enqueue_tx": (c_int, [c_void_p, c_void_p, c_char_p, c_char_p, c_void_p, c_char_p, _intp]),
+    "aipalq_enqueue_batch_tx": (c_int, [c_void_p, c_void_p, c_void_p]),
     "aipalq_relay_outbox": (c_int, [c_void_p, c_int, _i64p]),
     "aipalq_reconcile": (c_int, [c_void_p, c_int64, _i64p, _i64p]),
     # task records
@@ -192,6 +196,12 @@ _SIGNATURES = {
     "aipalq_worker_id": (c_int, [c_void_p, c_char_p, c_size_t]),
     "aipalq_worker_counts": (None, [c_void_p, _i64p, _i64p, _i64p, _i64p, _i64p, _i64p]),
     "aipalq_worker_idle_ms": (c_int64, [c_void_p]),
+    # steps
+    "aipalq_worker_next": (c_int, [c_void_p, c_int64, POINTER(c_void_p)]),
+    "aipalq_job_complete": (c_int, [c_void_p, c_char_p]),
+    "aipalq_job_fail": (c_int, [c_void_p, c_char_p, c_char_p, c_int]),
+    "aipalq_job_release": (c_int, [c_void_p]),
+    "aipalq_job_free": (None, [c_void_p]),
     # jobs (handlers)
     "aipalq_job_id": (c_char_p, [c_void_p]),
     "aipalq_job_type": (c_char_p, [c_void_p]),
@@ -257,8 +267,9 @@ def candidates() -> List[Tuple[str, str]]:
     return found
 
 
-def _declare(lib: ctypes.CDLL) -> None:
-    for name, (restype, argtypes) in _SIGNATURES.items():
+def declare(lib: ctypes.CDLL, signatures: Dict[str, Tuple[Any, List[Any]]]) -> None:
+    """Sets restype and argtypes of every function named in signatures."""
+    for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)  # AttributeError names a missing symbol
         fn.restype = restype
         fn.argtypes = argtypes
@@ -300,7 +311,7 @@ def load() -> ctypes.CDLL:
             where = f"{name} (found via {how})"
             _check_version(lib, where)
             try:
-                _declare(lib)
+                declare(lib, _SIGNATURES)
             except AttributeError as e:
                 raise LibraryVersionError(f"{where} lacks a function these bindings use: {e}")
             _path = name

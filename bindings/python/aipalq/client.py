@@ -30,7 +30,7 @@ from typing import (
     Union,
 )
 
-from . import _lib
+from . import _lib, pg
 from .errors import (
     AipalqError,
     BadJSON,
@@ -47,6 +47,9 @@ Params = Union[Mapping[str, Any], str, bytes, None]
 Duration = Union[int, float, timedelta]
 #: An instant: an aware (or UTC naive) datetime, or Unix time in seconds.
 Instant = Union[datetime, int, float]
+
+#: The conn of a plain (not transactional) enqueue.
+_NO_TX: Any = object()
 
 _OPTION_KEYS = (
     "priority",
@@ -158,6 +161,12 @@ def make_opts(
     return opts
 
 
+def _check_option_keys(options: Mapping[str, Any], where: str) -> None:
+    for k in options:
+        if k not in _OPTION_KEYS:
+            raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
+
+
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int")
@@ -206,7 +215,9 @@ class Client:
     every Redis key (default ``"aipalq"``), so that separate deployments or
     test runs can share one Redis. Nothing connects until the first call that
     needs a server (or :meth:`connect`); a malformed URL is reported then, as
-    :class:`~aipalq.BadURL`.
+    :class:`~aipalq.BadURL`. ``synchronous_commit=False`` trades the last
+    moment's enqueues in an operating-system crash for enqueues without a
+    disk flush each (:meth:`set_synchronous_commit`).
 
     Producers must define a task type (:meth:`define_type` /
     :meth:`define_types`) before enqueueing it; the definitions live in this
@@ -229,6 +240,7 @@ class Client:
         connect_timeout: Optional[Duration] = None,
         command_timeout: Optional[Duration] = None,
         types: Optional[Sequence[Mapping[str, Any]]] = None,
+        synchronous_commit: Optional[bool] = None,
     ) -> None:
         lib = _lib.load()
         self._lib = lib
@@ -247,6 +259,8 @@ class Client:
                     connect_timeout if connect_timeout is not None else 5.0,
                     command_timeout if command_timeout is not None else 10.0,
                 )
+            if synchronous_commit is not None:
+                self.set_synchronous_commit(synchronous_commit)
             if types:
                 self.define_types(types)
         except BaseException:
@@ -310,6 +324,20 @@ class Client:
             duration_ms(connect, "connect timeout"),
             duration_ms(command, "command timeout"),
         )
+
+    def set_synchronous_commit(self, on: bool) -> None:
+        """Durability of this client's enqueues. On (the default): an enqueue
+        returns after PostgreSQL has flushed its commit to disk. Off:
+        PostgreSQL's ``synchronous_commit`` is off for this client's
+        connection, so an enqueue costs no disk flush; a commit reaches the
+        disk within a fraction of a second, and a crash of the operating
+        system (not of PostgreSQL) can lose the last moment's enqueues.
+        Applies from the next connection (a connected client reconnects on its
+        next call). Transactional enqueues use your connection and its
+        setting instead."""
+        if not isinstance(on, bool):
+            raise TypeError("synchronous_commit must be a bool")
+        self._call(self._lib.aipalq_client_set_synchronous_commit, 1 if on else 0)
 
     def connect(self) -> None:
         """Connects to both servers now (otherwise the first call does)."""
@@ -417,12 +445,40 @@ class Client:
         InvalidQueue, InvalidArgument, DatabaseError, RedisError (before the
         commit only).
         """
+        options = dict(priority=priority, queue=queue, delay=delay, run_at=run_at,
+                       idempotency_key=idempotency_key, max_retries=max_retries, user_id=user_id)
+        return self._enqueue_one(_NO_TX, task_type, params, options)
+
+    def enqueue_tx(self, conn: Any, task_type: str, params: Params = None, **options: Any) -> TaskId:
+        """Enqueues one task inside your own PostgreSQL transaction.
+
+        The task is inserted through ``conn`` (an :class:`aipalq.PgConnection`,
+        a psycopg2 connection, or a ``PGconn *`` address: see :mod:`aipalq.pg`)
+        and is dispatched only if and after that transaction commits (it is
+        written to an outbox that workers relay, woken at commit; or call
+        :meth:`relay_outbox`). If the transaction rolls back, the task never
+        existed. ``params`` and the keyword options (``priority``, ``queue``,
+        ``delay``, ``run_at``, ``idempotency_key``, ``max_retries``,
+        ``user_id``) and the errors are those of :meth:`enqueue`; a failed
+        enqueue aborts the caller's transaction, as any failed statement does.
+        The connection is used, never closed.
+        """
+        _check_option_keys(options, "enqueue_tx")
+        return self._enqueue_one(conn, task_type, params, options)
+
+    def _enqueue_one(self, conn: Any, task_type: str, params: Params, options: Mapping[str, Any]) -> TaskId:
+        """aipalq_enqueue, or aipalq_enqueue_tx through conn (unless it is _NO_TX)."""
         body = params_json(params)
-        opts = make_opts(priority, queue, delay, run_at, idempotency_key, max_retries, user_id)
+        opts = make_opts(**options)
         out = ctypes.create_string_buffer(_lib.ID_SIZE)
         created = c_int(0)
         try:
-            self._call(self._lib.aipalq_enqueue, _lib.encode(task_type), body, opts, out, byref(created))
+            ttype = _lib.encode(task_type)
+            if conn is _NO_TX:
+                self._call(self._lib.aipalq_enqueue, ttype, body, opts, out, byref(created))
+            else:
+                ptr = pg.connection_pointer(conn)
+                self._call(self._lib.aipalq_enqueue_tx, ptr, ttype, body, opts, out, byref(created))
         finally:
             self._lib.aipalq_opts_free(opts)
         return TaskId(out.value.decode("ascii"), bool(created.value))
@@ -441,9 +497,27 @@ class Client:
         every task. Returns the ids in order. If any task is invalid nothing
         is enqueued and the error names the task's index.
         """
-        for k in defaults:
-            if k not in _OPTION_KEYS:
-                raise TypeError(f"enqueue_many() got an unexpected keyword argument {k!r}")
+        return self._enqueue_batch(_NO_TX, tasks, defaults)
+
+    def enqueue_many_tx(
+        self,
+        conn: Any,
+        tasks: Iterable[Union[Tuple[str, Params], Mapping[str, Any]]],
+        **defaults: Any,
+    ) -> List[TaskId]:
+        """:meth:`enqueue_many` inside your own PostgreSQL transaction, as
+        :meth:`enqueue_tx` does for one task: the tasks are dispatched only if
+        and after ``conn``'s transaction commits."""
+        return self._enqueue_batch(conn, tasks, defaults)
+
+    def _enqueue_batch(
+        self,
+        conn: Any,
+        tasks: Iterable[Union[Tuple[str, Params], Mapping[str, Any]]],
+        defaults: Dict[str, Any],
+    ) -> List[TaskId]:
+        """aipalq_enqueue_batch, or aipalq_enqueue_batch_tx through conn."""
+        _check_option_keys(defaults, "enqueue_many" if conn is _NO_TX else "enqueue_many_tx")
         lib = self._lib
         batch = lib.aipalq_batch_new()
         if not batch:
@@ -472,7 +546,10 @@ class Client:
                     lib.aipalq_opts_free(opts)
                 if st != _lib.OK:
                     raise error_for(st, f"tasks[{i}]: {_strerror(st)}")
-            self._call(lib.aipalq_enqueue_batch, batch)
+            if conn is _NO_TX:
+                self._call(lib.aipalq_enqueue_batch, batch)
+            else:
+                self._call(lib.aipalq_enqueue_batch_tx, pg.connection_pointer(conn), batch)
             n = lib.aipalq_batch_size(batch)
             return [
                 TaskId(_lib.text(lib.aipalq_batch_id(batch, i)) or "", bool(lib.aipalq_batch_created(batch, i)))

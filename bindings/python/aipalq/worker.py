@@ -89,6 +89,25 @@ Python code; and the C child would call the ctypes trampoline from a process
 whose interpreter state is a copy taken mid-flight. It is not offered. To use
 several cores, or to isolate crashing handlers, run several worker processes
 (each its own ``Worker``); the queue spreads tasks among them.
+
+Steps
+-----
+A program with a loop of its own takes tasks one at a time instead
+(``aipalq_worker_next``), and ends each itself::
+
+    worker = aipalq.Worker(client, queues=["images"])
+    while running:
+        job = worker.next(timeout=5)             # a StepJob, or None
+        if job is None:
+            continue
+        with job:                                # freed at the end of the block
+            job.complete(resize(job.params))     # or job.fail(...) / job.release()
+
+No Python code runs on a C thread here: :meth:`Worker.next` and the
+:class:`StepJob` methods are ordinary calls (the GIL is released while they
+wait). The worker's heartbeat thread keeps the lease of every job held, so a
+job may be held as long as it takes; one left unended is handed back when it
+is freed.
 """
 
 from __future__ import annotations
@@ -108,7 +127,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, Union
 
 from . import _lib
 from .client import Client, Duration, duration_ms, type_definition
-from .errors import Misuse, PermanentError, error_for
+from .errors import AipalqError, BadJSON, InvalidArgument, Misuse, OutOfMemory, PermanentError, TooBig, error_for
 
 log = logging.getLogger("aipalq.worker")
 
@@ -122,6 +141,18 @@ def _cstr(s: Optional[str]) -> Optional[bytes]:
     if s is None:
         return None
     return s.replace("\x00", "\\0").encode("utf-8", "replace")
+
+
+def _dumps(value: Any) -> bytes:
+    """A result as JSON text; TypeError / ValueError when it is not serialisable."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _describe(e: BaseException) -> Tuple[str, str]:
+    """An exception as a task error: ("Type: message", the traceback)."""
+    message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    detail = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return message[:2000], detail
 
 
 class Job:
@@ -183,26 +214,162 @@ class Job:
             raise Misuse("this Job's handler has returned; a Job is valid only during its handler")
         return self._ptr
 
+    def _use(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(the aipalq_job pointer, *args)."""
+        return fn(self._p(), *args)
+
     def progress(self, percent: int, message: Optional[str] = None) -> None:
         """Reports progress (0..100, clamped) and an optional message; recorded
         in PostgreSQL in the background (coalesced)."""
-        _lib.load().aipalq_job_progress(self._p(), int(percent), _cstr(message))
+        self._use(_lib.load().aipalq_job_progress, int(percent), _cstr(message))
 
     def soft_limit_passed(self) -> bool:
         """True once the type's soft time limit has passed."""
-        return bool(_lib.load().aipalq_job_soft_limit_passed(self._p()))
+        return bool(self._use(_lib.load().aipalq_job_soft_limit_passed))
 
     def cancel_requested(self) -> bool:
         """True once a cancel was requested (seen within a second)."""
-        return bool(_lib.load().aipalq_job_cancel_requested(self._p()))
+        return bool(self._use(_lib.load().aipalq_job_cancel_requested))
 
     def should_stop(self) -> bool:
         """True when the handler should wrap up: soft limit passed, cancel
         requested, the worker is stopping fast, or the lease was lost."""
-        return bool(_lib.load().aipalq_job_should_stop(self._p()))
+        return bool(self._use(_lib.load().aipalq_job_should_stop))
 
     def __repr__(self) -> str:
         return f"<aipalq.Job {self.type} {self.id} attempt {self.attempt}>"
+
+
+#: Statuses with which aipalq_job_complete / _fail / _release leave the job
+#: unended (the outcome was refused before it was recorded).
+_NOT_ENDED = (BadJSON.status, TooBig.status, OutOfMemory.status)
+
+
+def _free_job(lib: ctypes.CDLL, ptr: int, lock: "threading.RLock", jobs: Dict[int, Any]) -> None:
+    # A StepJob's finalizer; also called by its worker's, which frees the jobs
+    # still held before the worker itself. The lock keeps it from running
+    # while another thread ends the job.
+    with lock:
+        jobs.pop(ptr, None)
+        lib.aipalq_job_free(ptr)  # hands an unended job back first
+
+
+class StepJob(Job):
+    """A task taken with :meth:`Worker.next` (the step API): a :class:`Job`
+    that you end yourself, with exactly one of :meth:`complete`,
+    :meth:`fail` or :meth:`release`, and then free with :meth:`close`.
+
+    As a context manager it does the rest::
+
+        with worker.next(timeout=5) as job:        # (when next() returned a job)
+            job.complete(process(job.params))
+
+    Leaving the block frees the job: if the block raised an ``Exception``
+    before the job was ended, the job is failed first with the exception as
+    its error (``"Type: message"`` and the traceback; retried while attempts
+    remain unless it is a :class:`aipalq.PermanentError`), and the exception
+    propagates. A job left unended otherwise (including on
+    ``KeyboardInterrupt``) is handed back to its queue without counting the
+    attempt, as :meth:`release` does. A job that is garbage-collected, or
+    whose worker is closed, is freed then (and handed back if unended).
+
+    While the job is held, the worker's heartbeat thread keeps its lease.
+    Ending calls wait until PostgreSQL has recorded the outcome, and raise the
+    library's error with its message: :class:`aipalq.IllegalTransition` when
+    the job has already ended, :class:`aipalq.StaleDelivery` when the delivery
+    lost its lease (another delivery owns the task now),
+    :class:`aipalq.BadJSON` / :class:`aipalq.TooBig` for a refused result
+    (the job is then still unended). A job may be ended and closed on another
+    thread than the one that took it (the library hands its outcome to the
+    worker's recorder thread, as it does for the handler threads of the
+    loop); one job is used by one thread at a time (a lock serialises them).
+    After :meth:`close` every method raises :class:`aipalq.Misuse`.
+    """
+
+    __slots__ = ("_lock", "_worker", "_finalizer", "_ended", "__weakref__")
+
+    def __init__(self, ptr: int, worker: "Worker") -> None:
+        super().__init__(ptr)
+        self._lock = threading.RLock()
+        self._worker = worker  # the C worker must outlive the job
+        self._ended = False
+        self._finalizer = weakref.finalize(self, _free_job, _lib.load(), ptr, self._lock, worker._jobs)
+        worker._jobs[ptr] = self._finalizer
+
+    def _p(self) -> int:
+        if self._ptr is None or not self._finalizer.alive:
+            raise Misuse("this job was closed (or its worker was); a job is valid until then")
+        return self._ptr
+
+    def _use(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            return fn(self._p(), *args)
+
+    def _end(self, fn: Callable[..., int], *args: Any) -> None:
+        with self._lock:
+            ptr = self._p()
+            st = fn(ptr, *args)
+            if st not in _NOT_ENDED:
+                self._ended = True
+            if st != _lib.OK:
+                raise error_for(st, _lib.text(_lib.load().aipalq_job_errmsg(ptr)) or "")
+
+    def complete(self, result: Any = None) -> None:
+        """Records the task completed with ``result`` (any JSON-serialisable
+        value, at most 4 MiB of JSON; ``bytes`` are taken as JSON text as they
+        are; None is a null result), then acknowledges it in Redis."""
+        if result is None or isinstance(result, bytes):
+            text = result
+        else:
+            try:
+                text = _dumps(result)
+            except (TypeError, ValueError) as e:
+                raise BadJSON(f"the result is not JSON-serialisable: {e}") from e
+        self._end(_lib.load().aipalq_job_complete, text)
+
+    def fail(self, message: Optional[str] = None, detail: Optional[str] = None, *, retryable: bool = True) -> None:
+        """Records a failed attempt with an error ``message`` and ``detail``
+        (e.g. a traceback): the task is retried after its type's backoff if
+        ``retryable`` and attempts remain, else it fails."""
+        self._end(_lib.load().aipalq_job_fail, _cstr(message), _cstr(detail), 1 if retryable else 0)
+
+    def release(self) -> None:
+        """Hands the task back to its queue without counting the attempt."""
+        self._end(_lib.load().aipalq_job_release)
+
+    @property
+    def ended(self) -> bool:
+        """True once complete, fail or release was recorded (or refused as
+        stale): the job cannot be ended again."""
+        return self._ended
+
+    @property
+    def closed(self) -> bool:
+        """True once the job was freed."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Frees the job; an unended one is handed back first. Idempotent."""
+        with self._lock:
+            self._finalizer()
+
+    def __enter__(self) -> "StepJob":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        try:
+            if isinstance(exc, Exception) and not self._ended and not self.closed:
+                message, detail = _describe(exc)
+                try:
+                    self.fail(message, detail, retryable=not isinstance(exc, PermanentError))
+                except AipalqError as e:  # close() below hands the task back instead
+                    log.warning("task %s: recording the failure failed: %s", self.id, e)
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "ended" if self._ended else "held"
+        return f"<aipalq.StepJob {self.type} {self.id} attempt {self.attempt} {state}>"
 
 
 @dataclass
@@ -225,15 +392,14 @@ def _run_handler(registry: Dict[str, _Registration], job_ptr: int) -> None:
             result = reg.fn(job)
         except BaseException as e:  # noqa: B902 - a handler's SystemExit fails its task too
             retryable = not isinstance(e, (PermanentError,) + reg.permanent)
-            message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            detail = traceback.format_exc()
+            message, detail = _describe(e)
             log.info("task %s (%s) attempt %d failed: %s", job.id, job.type, job.attempt, message)
-            lib.aipalq_job_set_error(job_ptr, _cstr(message[:2000]), _cstr(detail), int(retryable))
+            lib.aipalq_job_set_error(job_ptr, _cstr(message), _cstr(detail), int(retryable))
             return
         if result is None:
             return  # completed with null, or cancelled if a cancel was requested
         try:
-            text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            text = _dumps(result)
         except (TypeError, ValueError) as e:
             lib.aipalq_job_set_error(
                 job_ptr,
@@ -242,7 +408,7 @@ def _run_handler(registry: Dict[str, _Registration], job_ptr: int) -> None:
                 0,
             )
             return
-        st = lib.aipalq_job_set_result(job_ptr, text.encode("utf-8"))
+        st = lib.aipalq_job_set_result(job_ptr, text)
         if st != _lib.OK:
             why = _lib.text(lib.aipalq_job_errmsg(job_ptr)) or ""
             lib.aipalq_job_set_error(job_ptr, _cstr(f"result refused: {why}"), None, 0)
@@ -267,9 +433,12 @@ def _make_trampoline(registry: Dict[str, _Registration]) -> Any:
     return _lib.HANDLER_FN(trampoline)
 
 
-def _free_worker(lib: ctypes.CDLL, handle: int, keepalive: Any) -> None:
+def _free_worker(lib: ctypes.CDLL, handle: int, keepalive: Any, jobs: Dict[int, Any]) -> None:
     # keepalive (the trampoline) is an argument so that it lives until the C
-    # worker, which holds its function pointer, is gone.
+    # worker, which holds its function pointer, is gone. Step jobs still held
+    # are freed first: they use the worker's recorder.
+    for finalizer in list(jobs.values()):
+        finalizer()
     lib.aipalq_worker_free(handle)
 
 
@@ -308,6 +477,10 @@ class Worker:
     * ``maintenance_interval``: seconds between offers to run the reconciler
       and outbox relay (default 30; 0 = never); ``worker_id``: overrides the
       default host:pid:random id.
+
+    Instead of running the loop, a worker can take tasks one at a time with
+    :meth:`next` (the step API, for callers with a loop of their own); one
+    worker does either, not both.
 
     Prefork mode is not offered to Python handlers; the module documentation
     explains why.
@@ -354,6 +527,12 @@ class Worker:
         self._counts = WorkerCounts()
         self._id: Optional[str] = worker_id
         self._atexit: Optional[Callable[[], None]] = None
+        # The step API: the C worker is created by the first next(); the jobs
+        # it handed out and that are not freed yet, by address.
+        self._stepping = False
+        self._step_closing = False  # close() asks a next() waiting without end to return
+        self._step_lock = threading.RLock()
+        self._jobs: Dict[int, weakref.finalize] = {}
 
     # -------------------------------------------------------- registration
 
@@ -432,19 +611,20 @@ class Worker:
         if st != _lib.OK:
             raise error_for(st, _lib.text(_lib.load().aipalq_worker_errmsg(handle)) or "")
 
-    def _create(self) -> int:
-        """Creates and configures the C worker (under the lock)."""
+    def _create(self, steps: bool = False) -> int:
+        """Creates and configures the C worker (under the lock): with the
+        handlers for the loop, or without for the step API."""
         lib = _lib.load()
-        if not self._registry:
+        if not steps and not self._registry:
             raise Misuse("no handler registered: use @worker.task(...) first")
         with self.client._lock:
             handle = lib.aipalq_worker_new(self.client._h())
         if not handle:
             raise MemoryError("aipalq_worker_new")
-        trampoline = _make_trampoline(self._registry)
-        self._finalizer = weakref.finalize(self, _free_worker, lib, handle, trampoline)
+        trampoline = None if steps else _make_trampoline(self._registry)
+        self._finalizer = weakref.finalize(self, _free_worker, lib, handle, trampoline, self._jobs)
         try:
-            for name in self._registry:
+            for name in self._registry if trampoline is not None else ():
                 self._check(lib.aipalq_worker_handle(handle, _lib.encode(name), trampoline, None), handle)
             if self._queues is not None:
                 self._check(
@@ -487,6 +667,8 @@ class Worker:
                 self._finish()  # ended but not joined yet
             if self._thread is not None:
                 raise Misuse("the worker is already running")
+            if self._stepping:
+                raise Misuse("this worker takes tasks with next(); a worker runs its loop or takes steps, not both")
             self._handle = self._create()
             self._status, self._error = None, ""
             self._counts = WorkerCounts()
@@ -521,7 +703,7 @@ class Worker:
     def _send_stop(self) -> None:
         # Under the lock. aipalq_worker_run clears the stop flag when it starts,
         # so the request is sent again on every join tick until the loop ends.
-        if self._handle is not None and self._stop_level:
+        if self._handle is not None and self._stop_level and not self._stepping:
             _lib.load().aipalq_worker_stop(self._handle, 1 if self._stop_level == 2 else 0)
 
     def join(self, timeout: Optional[float] = None, *, poll_interval: float = 0.2) -> bool:
@@ -600,6 +782,60 @@ class Worker:
                 self.stop(fast=True)
                 self.join(poll_interval=poll_interval)
 
+    # --------------------------------------------------------------- steps
+
+    def next(self, timeout: Optional[Duration] = 0) -> Optional[StepJob]:
+        """Takes one task from the worker's queues: a :class:`StepJob` to end
+        with ``complete`` / ``fail`` / ``release``, or None when none came
+        within ``timeout`` seconds (0, the default: do not wait; None: wait
+        until one comes). The wait blocks on Redis and wakes when a task is
+        enqueued; it also notices the expired leases of dead workers.
+
+        The first call creates the C worker, with the queues, lease and other
+        options of this Worker (handlers are not needed; the task types come
+        from the client, as for the loop); from then on :meth:`start` and
+        :meth:`run` refuse, and :meth:`close` frees it. Calls are serialised
+        (the C worker is used by one thread at a time); jobs may be ended on
+        other threads meanwhile, and :meth:`close` makes a waiting call return
+        None. Raises the library's error with its message,
+        e.g. :class:`aipalq.InvalidArgument` when there is no queue to consume,
+        RedisError / DatabaseError when a server is unreachable.
+        """
+        deadline = None
+        if timeout is not None:
+            ms = duration_ms(timeout, "timeout")
+            if ms < 0:
+                raise InvalidArgument(f"timeout must not be negative (got {timeout!r})")
+            deadline = time.monotonic() + ms / 1000.0
+        lib = _lib.load()
+        with self._step_lock:
+            handle = self._step_handle()
+            while True:
+                # Waits of at most a second: between them the interpreter runs
+                # signal handlers (a blocked C call would hold off Ctrl-C).
+                left = 1000 if deadline is None else int(round((deadline - time.monotonic()) * 1000))
+                out = ctypes.c_void_p()
+                st = lib.aipalq_worker_next(handle, max(0, min(1000, left)), ctypes.byref(out))
+                if st == _lib.OK:
+                    try:
+                        return StepJob(out.value, self)
+                    except BaseException:
+                        lib.aipalq_job_free(out.value)
+                        raise
+                if st != _lib.EMPTY:
+                    self._check(st, handle)
+                if self._step_closing or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+
+    def _step_handle(self) -> int:
+        with self._lock:
+            if self._thread is not None:
+                raise Misuse("the worker is running its loop; next() is for a worker that takes tasks itself")
+            if self._handle is None:
+                self._handle = self._create(steps=True)
+                self._stepping = True
+            return self._handle
+
     # ------------------------------------------------------------- status
 
     @property
@@ -623,12 +859,33 @@ class Worker:
             _lib.load().aipalq_worker_counts(self._handle, *[ctypes.byref(x) for x in v])
             return WorkerCounts(*(x.value for x in v))
 
+    def idle_seconds(self) -> Optional[float]:
+        """Seconds since the worker last made progress (took a task, or found
+        its queues empty), for a readiness probe to compare with a threshold
+        of its own; None while there is no C worker (before start() or the
+        first next(), after the loop ended)."""
+        with self._lock:
+            if self._handle is None:
+                return None
+            return _lib.load().aipalq_worker_idle_ms(self._handle) / 1000.0
+
     def close(self) -> None:
         """Stops the worker (fast) if it runs, frees it, and closes the client
-        the worker created. Idempotent."""
+        the worker created. Idempotent. Step jobs still held are handed back
+        and freed first (a :meth:`next` waiting on another thread returns
+        None within a second)."""
         if self._thread is not None:
             self.stop(fast=True)
             self.join()
+        self._step_closing = True
+        with self._step_lock:
+            self._step_closing = False
+            with self._lock:
+                finalizer = self._finalizer if self._stepping else None
+                if self._stepping:
+                    self._handle, self._finalizer, self._stepping = None, None, False
+            if finalizer is not None:
+                finalizer()
         if self._owns_client:
             self.client.close()
 
