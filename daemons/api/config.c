@@ -39,6 +39,11 @@ static const char usage[] =
     "  --max-sse-clients N       event stream subscribers (default 256)\n"
     "  --events-poll-ms N        how often the event stream polls PostgreSQL (default 250)\n"
     "  --drain-timeout S         on SIGTERM, wait this long for open requests (default 30)\n"
+    "  --coalesce-max N          status lookups and submissions that arrive together are\n"
+    "                            served by one query (one commit), up to N each (default\n"
+    "                            128); 0: one round trip per request\n"
+    "  --list-total-max-age-ms N a list's total count may be reused this long for the\n"
+    "                            same filter (default 1000); 0: counted on every request\n"
     "  --allow-root              run even as root\n"
     "  --help, --version\n";
 
@@ -60,6 +65,8 @@ enum {
     OPT_SSE,
     OPT_POLL,
     OPT_DRAIN,
+    OPT_COALESCE,
+    OPT_LIST_TOTAL,
     OPT_ROOT,
     OPT_HELP,
     OPT_VERSION,
@@ -83,6 +90,8 @@ static const struct option options[] = {
     {"max-sse-clients", required_argument, NULL, OPT_SSE},
     {"events-poll-ms", required_argument, NULL, OPT_POLL},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+    {"coalesce-max", required_argument, NULL, OPT_COALESCE},
+    {"list-total-max-age-ms", required_argument, NULL, OPT_LIST_TOTAL},
     {"allow-root", no_argument, NULL, OPT_ROOT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -150,6 +159,8 @@ static void set_defaults(api_config *c)
     c->drain_timeout_s = 30;
     c->max_sse_clients = 256;
     c->events_poll_ms = 250;
+    c->coalesce_max = 128;
+    c->list_total_max_age_ms = 1000;
     c->redis_url = env_or("AIPALQ_REDIS_URL", NULL);
     c->database_url = env_or("AIPALQ_DATABASE_URL", NULL);
     c->namespace_ = env_or("AIPALQ_NAMESPACE", NULL);
@@ -180,6 +191,8 @@ static const int_option int_options[] = {
     INT_OPTION(OPT_SSE, 0, 100000, max_sse_clients),
     INT_OPTION(OPT_POLL, 10, 60000, events_poll_ms),
     INT_OPTION(OPT_DRAIN, 0, 3600, drain_timeout_s),
+    INT_OPTION(OPT_COALESCE, 0, 500, coalesce_max),
+    INT_OPTION(OPT_LIST_TOTAL, 0, 3600000, list_total_max_age_ms),
 };
 
 /* 1: not an integer option; 0: applied; -1: bad value. */

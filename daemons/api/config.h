@@ -27,6 +27,8 @@ typedef struct api_config {
     unsigned drain_timeout_s;
     unsigned max_sse_clients;
     unsigned events_poll_ms;
+    unsigned coalesce_max;          /* most requests served by one batch; 0: no coalescing */
+    unsigned list_total_max_age_ms; /* a list's total may be reused this long */
 } api_config;
 
 /* Outcomes of config_parse. */

@@ -1,9 +1,11 @@
 /* Submitting tasks: the seed's three endpoints, the generic one and batches. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
 
+#include "coalesce.h"
 #include "fields.h"
 #include "handlers.h"
 #include "respond.h"
@@ -20,33 +22,188 @@ static void add_now(cJSON *o, const char *key)
     cJSON_AddStringToObject(o, key, ts);
 }
 
+/* A submission waiting for its batch (see coalesce.h): submissions that
+ * arrive together are committed in one transaction, so that 64 clients
+ * share one commit instead of queueing for 64. Each is answered only after
+ * that commit. */
+typedef struct pending {
+    submission s;
+    const char *seed_message; /* the seed's endpoints; NULL: the generic one */
+    char id[AIPALQ_ID_SIZE];
+    int created;
+    char state[32]; /* of the task an idempotency key matched */
+    aipalq_status st;
+    char errmsg[256];
+} pending;
+
+static coalescer *submits;
+
+static void pending_free(void *p)
+{
+    pending *ps = p;
+    if (ps)
+        submission_clear(&ps->s);
+    free(ps);
+}
+
+/* The state of a task an idempotency key matched. */
+static const char *existing_status(aipalq_client *c, const char *id, char *buf, size_t len)
+{
+    aipalq_task *t = NULL;
+    snprintf(buf, len, "pending");
+    if (aipalq_get(c, id, &t) == AIPALQ_OK)
+        snprintf(buf, len, "%s", aipalq_state_name(aipalq_task_state(t)));
+    aipalq_task_free(t);
+    return buf;
+}
+
+static void pending_failed(pending *p, aipalq_status st, aipalq_client *c)
+{
+    p->st = st;
+    snprintf(p->errmsg, sizeof p->errmsg, "%s", c ? aipalq_client_errmsg(c) : "out of memory");
+}
+
+/* Enqueues one submission on its own. */
+static void enqueue_one(aipalq_client *c, pending *p)
+{
+    aipalq_status st =
+        c ? aipalq_enqueue(c, p->s.type->name, p->s.params, p->s.opts, p->id, &p->created)
+          : AIPALQ_ENOMEM;
+    if (st != AIPALQ_OK)
+        pending_failed(p, st, c);
+}
+
+static aipalq_status enqueue_together(aipalq_client *c, aipalq_batch *b, api_request **rqs,
+                                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pending *p = rqs[i]->work;
+        aipalq_status st = aipalq_batch_add(b, p->s.type->name, p->s.params, p->s.opts);
+        if (st != AIPALQ_OK)
+            return st;
+    }
+    return aipalq_enqueue_batch(c, b);
+}
+
+/* A batch refused as a whole for what one submission holds (the server
+ * refusing a value, say) must not fail the others: they are then enqueued
+ * one by one. A server that is down fails them all at once. */
+static bool worth_one_by_one(aipalq_client *c, aipalq_status st, size_t n)
+{
+    if (n < 2 || st == AIPALQ_EREDIS || st == AIPALQ_ETIMEOUT || st == AIPALQ_ENOMEM)
+        return false;
+    int pg_ok = 1;
+    if (st == AIPALQ_EPG)
+        aipalq_ping(c, NULL, &pg_ok);
+    return pg_ok;
+}
+
+/* The status of the answer to an enqueued submission. */
+static unsigned accepted_status(const pending *p)
+{
+    return p->seed_message || !p->created ? 200 : 202;
+}
+
+/* The coalescer's batch: one transaction for every submission in it. */
+static void run_submits(api_request **rqs, size_t n)
+{
+    aipalq_client *c = tlclient_get();
+    aipalq_batch *b = c ? aipalq_batch_new() : NULL;
+    aipalq_status st = b ? enqueue_together(c, b, rqs, n) : AIPALQ_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        pending *p = rqs[i]->work;
+        if (st == AIPALQ_OK) {
+            snprintf(p->id, sizeof p->id, "%s", aipalq_batch_id(b, i));
+            p->created = aipalq_batch_created(b, i);
+        } else if (worth_one_by_one(c, st, n)) {
+            enqueue_one(c, p);
+        } else {
+            pending_failed(p, st, c);
+        }
+        if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
+            existing_status(c, p->id, p->state, sizeof p->state);
+        if (p->st == AIPALQ_OK) /* logged as such even if the client leaves now */
+            rqs[i]->status = accepted_status(p);
+    }
+    aipalq_batch_free(b);
+}
+
+static cJSON *accepted_json(const submission *s, const char *id, int created, const char *status)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task_id", id);
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddBoolToObject(o, "created", created);
+    add_now(o, "created_at");
+    cJSON_AddStringToObject(o, "type", s->type->name);
+    cJSON_AddStringToObject(o, "queue", s->queue);
+    cJSON_AddNumberToObject(o, "priority", s->priority);
+    return o;
+}
+
+/* The seed's TaskSubmitResponse, or the generic accepted form. */
+static void respond_pending(api_request *rq, const pending *p)
+{
+    if (p->st != AIPALQ_OK) {
+        respond_lib_failure(rq, p->st, p->errmsg, "enqueue");
+        return;
+    }
+    if (p->seed_message) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "task_id", p->id);
+        cJSON_AddStringToObject(o, "celery_task_id", p->id);
+        cJSON_AddStringToObject(o, "status", "pending");
+        add_now(o, "created_at");
+        cJSON_AddStringToObject(o, "message", p->seed_message);
+        respond_json(rq, 200, o);
+        return;
+    }
+    const char *status = p->created ? (p->s.delayed ? "scheduled" : "pending") : p->state;
+    cJSON *o = accepted_json(&p->s, p->id, p->created, status);
+    cJSON_AddStringToObject(o, "message",
+                            p->created ? "task submitted"
+                                       : "an unfinished task holds this idempotency "
+                                         "key; its id is returned");
+    respond_json(rq, accepted_status(p), o);
+}
+
+static void finish_pending(api_request *rq)
+{
+    respond_pending(rq, rq->work);
+}
+
+/* Hands a parsed submission to the coalescer, or (coalescing off or
+ * stopping) enqueues it on this thread. Takes p. */
+static void submit_pending(api_request *rq, pending *p)
+{
+    if (coalescer_submit(submits, rq, finish_pending, p, pending_free))
+        return;
+    aipalq_client *c = tlclient_get();
+    enqueue_one(c, p);
+    if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
+        existing_status(c, p->id, p->state, sizeof p->state);
+    respond_pending(rq, p);
+    pending_free(p);
+}
+
 /* The seed's endpoints: TaskSubmitRequest in, TaskSubmitResponse out. */
 static void submit_seed(api_request *rq, const char *type_name, const char *message)
 {
     cJSON *errors = cJSON_CreateArray();
-    submission s = {0};
-    if (!submission_parse_seed(rq->json, catalog_find(type_name), &s, errors)) {
-        submission_clear(&s);
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        cJSON_Delete(errors);
+        respond_internal(rq, "out of memory submitting a task");
+        return;
+    }
+    p->seed_message = message;
+    if (!submission_parse_seed(rq->json, catalog_find(type_name), &p->s, errors)) {
+        pending_free(p);
         respond_validation(rq, errors);
         return;
     }
     cJSON_Delete(errors);
-    aipalq_client *c = tlclient_get();
-    char id[AIPALQ_ID_SIZE];
-    aipalq_status st =
-        c ? aipalq_enqueue(c, s.type->name, s.params, s.opts, id, NULL) : AIPALQ_ENOMEM;
-    submission_clear(&s);
-    if (st != AIPALQ_OK) {
-        respond_lib_error(rq, c, st, "enqueue");
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "task_id", id);
-    cJSON_AddStringToObject(o, "celery_task_id", id);
-    cJSON_AddStringToObject(o, "status", "pending");
-    add_now(o, "created_at");
-    cJSON_AddStringToObject(o, "message", message);
-    respond_json(rq, 200, o);
+    submit_pending(rq, p);
 }
 
 void h_submit_ari(api_request *rq)
@@ -64,65 +221,46 @@ void h_submit_edm(api_request *rq)
     submit_seed(rq, "edm_batch_analysis", "EDM batch analysis task submitted");
 }
 
-/* The state of a task an idempotency key matched. */
-static const char *existing_status(aipalq_client *c, const char *id, char *buf, size_t len)
-{
-    aipalq_task *t = NULL;
-    snprintf(buf, len, "pending");
-    if (aipalq_get(c, id, &t) == AIPALQ_OK)
-        snprintf(buf, len, "%s", aipalq_state_name(aipalq_task_state(t)));
-    aipalq_task_free(t);
-    return buf;
-}
-
-static cJSON *accepted_json(const submission *s, const char *id, int created, const char *status)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "task_id", id);
-    cJSON_AddStringToObject(o, "status", status);
-    cJSON_AddBoolToObject(o, "created", created);
-    add_now(o, "created_at");
-    cJSON_AddStringToObject(o, "type", s->type->name);
-    cJSON_AddStringToObject(o, "queue", s->queue);
-    cJSON_AddNumberToObject(o, "priority", s->priority);
-    return o;
-}
-
 void h_submit_task(api_request *rq)
 {
-    cJSON *errors = cJSON_CreateArray();
-    submission s = {0};
     if (!rq->json) {
-        submission_clear(&s);
-        cJSON_Delete(errors);
         respond_field_error(rq, "body", "is required (a JSON object with type and params)");
         return;
     }
-    if (!submission_parse(rq->json, "", rq_header(rq, "Idempotency-Key"), &s, errors)) {
-        submission_clear(&s);
+    cJSON *errors = cJSON_CreateArray();
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        cJSON_Delete(errors);
+        respond_internal(rq, "out of memory submitting a task");
+        return;
+    }
+    if (!submission_parse(rq->json, "", rq_header(rq, "Idempotency-Key"), &p->s, errors)) {
+        pending_free(p);
         respond_validation(rq, errors);
         return;
     }
     cJSON_Delete(errors);
-    aipalq_client *c = tlclient_get();
-    char id[AIPALQ_ID_SIZE], state[32];
-    int created = 1;
-    aipalq_status st =
-        c ? aipalq_enqueue(c, s.type->name, s.params, s.opts, id, &created) : AIPALQ_ENOMEM;
-    if (st != AIPALQ_OK) {
-        submission_clear(&s);
-        respond_lib_error(rq, c, st, "enqueue");
-        return;
-    }
-    const char *status = created ? (s.delayed ? "scheduled" : "pending")
-                                 : existing_status(c, id, state, sizeof state);
-    cJSON *o = accepted_json(&s, id, created, status);
-    cJSON_AddStringToObject(o, "message",
-                            created ? "task submitted"
-                                    : "an unfinished task holds this idempotency "
-                                      "key; its id is returned");
-    submission_clear(&s);
-    respond_json(rq, created ? 202 : 200, o);
+    submit_pending(rq, p);
+}
+
+int h_submit_start(const api_config *cfg)
+{
+    if (cfg->coalesce_max == 0)
+        return 0;
+    size_t max = cfg->coalesce_max < MAX_BATCH ? cfg->coalesce_max : MAX_BATCH;
+    submits = coalescer_start("submit", max, run_submits);
+    return submits ? 0 : -1;
+}
+
+void h_submit_stop(void)
+{
+    coalescer_stop(submits);
+}
+
+void h_submit_free(void)
+{
+    coalescer_free(submits);
+    submits = NULL;
 }
 
 static const char *const batch_fields[] = {"tasks", NULL};

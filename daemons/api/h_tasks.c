@@ -6,112 +6,13 @@
 #include "catalog.h"
 #include "fields.h"
 #include "handlers.h"
+#include "task_body.h"
 #include "respond.h"
 #include "tlclient.h"
 #include "util.h"
 
 #define MAX_LIST_LIMIT 100
 #define MAX_OFFSET     1000000000LL
-
-/* A response body built as text (failed: out of memory or a task the
- * library could not render). */
-typedef struct body {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} body;
-
-static void body_add(body *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void body_str(body *b, const char *s)
-{
-    body_add(b, s, strlen(s));
-}
-
-/* s as a JSON string: names need no escaping, anything else goes through cJSON. */
-static void body_quoted(body *b, const char *s)
-{
-    if (fields_valid_name(s)) {
-        body_add(b, "\"", 1);
-        body_str(b, s);
-        body_add(b, "\"", 1);
-        return;
-    }
-    cJSON *str = cJSON_CreateString(s);
-    char *q = str ? cJSON_PrintUnformatted(str) : NULL;
-    cJSON_Delete(str);
-    if (q)
-        body_str(b, q);
-    else
-        b->failed = true;
-    free(q);
-}
-
-/* A task in the seed's TaskStatusResponse shape (plus our fields): the
- * library's JSON object with task_name and category added, spliced as text
- * rather than parsed and printed again. */
-static void body_task(body *b, const aipalq_task *t)
-{
-    const char *json = aipalq_task_json(t);
-    size_t n = json ? strlen(json) : 0;
-    if (n < 3 || json[n - 1] != '}') { /* the library always renders fields */
-        b->failed = true;
-        return;
-    }
-    const char *type = aipalq_task_type(t);
-    const catalog_type *ct = catalog_find(type);
-    body_add(b, json, n - 1);
-    body_str(b, ",\"task_name\":");
-    body_quoted(b, type ? type : "");
-    body_str(b, ",\"category\":");
-    body_quoted(b, ct ? ct->category : "unknown");
-    body_add(b, "}", 1);
-}
-
-static void respond_body(api_request *rq, body *b)
-{
-    if (b->failed) {
-        free(b->s);
-        respond_internal(rq, "cannot render a task");
-        return;
-    }
-    respond_take(rq, 200, "application/json", b->s, b->len);
-}
-
-/* GET /api/tasks/status/{task_id} and GET /api/tasks/{task_id}. */
-void h_task_status(api_request *rq)
-{
-    aipalq_client *c = tlclient_get();
-    aipalq_task *t = NULL;
-    aipalq_status st = c ? aipalq_get(c, rq->params[0], &t) : AIPALQ_ENOMEM;
-    if (st != AIPALQ_OK) {
-        respond_lib_error(rq, c, st, "get task");
-        return;
-    }
-    body b = {0};
-    body_task(&b, t);
-    aipalq_task_free(t);
-    respond_body(rq, &b);
-}
 
 static void respond_list(api_request *rq, aipalq_list *list, int64_t limit, int64_t offset)
 {
@@ -122,9 +23,12 @@ static void respond_list(api_request *rq, aipalq_list *list, int64_t limit, int6
             body_add(&b, ",", 1);
         body_task(&b, aipalq_list_at(list, i));
     }
-    char tail[96];
-    snprintf(tail, sizeof tail, "],\"total_count\":%lld,\"limit\":%lld,\"offset\":%lld}",
-             (long long)aipalq_list_total(list), (long long)limit, (long long)offset);
+    char counted[40], tail[160];
+    util_iso8601(aipalq_list_total_ms(list), counted, sizeof counted);
+    snprintf(tail, sizeof tail,
+             "],\"total_count\":%lld,\"total_counted_at\":\"%s\",\"limit\":%lld,"
+             "\"offset\":%lld}",
+             (long long)aipalq_list_total(list), counted, (long long)limit, (long long)offset);
     body_str(&b, tail);
     aipalq_list_free(list);
     respond_body(rq, &b);

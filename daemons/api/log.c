@@ -1,5 +1,6 @@
 /* JSON log lines on stderr. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,4 +61,78 @@ void log_msg(const char *level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_json(level, msg, NULL);
+}
+
+/* Appends s as a JSON string; false when it does not fit. */
+static bool put_quoted(char *buf, size_t cap, size_t *len, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = *len;
+    if (n + 2 > cap)
+        return false;
+    buf[n++] = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (n + 7 > cap)
+            return false;
+        if (ch == '"' || ch == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            memcpy(buf + n, "\\u00", 4);
+            buf[n + 4] = hex[ch >> 4];
+            buf[n + 5] = hex[ch & 15];
+            n += 6;
+        } else {
+            buf[n++] = (char)ch;
+        }
+    }
+    buf[n++] = '"';
+    *len = n;
+    return true;
+}
+
+static bool put_text(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t l = strlen(s);
+    if (*len + l > cap)
+        return false;
+    memcpy(buf + *len, s, l);
+    *len += l;
+    return true;
+}
+
+void log_request_line(const char *method, const char *path, unsigned status, double ms,
+                      const char *request_id, const char *remote, const char *outcome)
+{
+    char buf[4096], ts[40], num[64];
+    size_t len = 0;
+    util_iso8601(util_now_ms(), ts, sizeof ts);
+    snprintf(num, sizeof num, ",\"status\":%u,\"duration_ms\":%.3f,\"request_id\":", status, ms);
+    bool ok =
+        put_text(buf, sizeof buf, &len, "{\"ts\":") && put_quoted(buf, sizeof buf, &len, ts) &&
+        put_text(buf, sizeof buf, &len, ",\"level\":\"info\",\"msg\":\"request\",\"method\":") &&
+        put_quoted(buf, sizeof buf, &len, method) &&
+        put_text(buf, sizeof buf, &len, ",\"path\":") && put_quoted(buf, sizeof buf, &len, path) &&
+        put_text(buf, sizeof buf, &len, num) && put_quoted(buf, sizeof buf, &len, request_id) &&
+        put_text(buf, sizeof buf, &len, ",\"remote\":") &&
+        put_quoted(buf, sizeof buf, &len, remote) &&
+        (!outcome || (put_text(buf, sizeof buf, &len, ",\"outcome\":") &&
+                      put_quoted(buf, sizeof buf, &len, outcome))) &&
+        put_text(buf, sizeof buf, &len, "}\n");
+    if (ok) {
+        write_all(buf, len);
+        return;
+    }
+    /* longer than the buffer (a long path): the general way */
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "method", method);
+    cJSON_AddStringToObject(f, "path", path);
+    cJSON_AddNumberToObject(f, "status", status);
+    cJSON_AddNumberToObject(f, "duration_ms", (double)(int64_t)(ms * 1000) / 1000.0);
+    cJSON_AddStringToObject(f, "request_id", request_id);
+    cJSON_AddStringToObject(f, "remote", remote);
+    if (outcome)
+        cJSON_AddStringToObject(f, "outcome", outcome);
+    log_json("info", "request", f);
 }

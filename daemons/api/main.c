@@ -17,6 +17,7 @@
 #include "config.h"
 #include "cors.h"
 #include "events.h"
+#include "handlers.h"
 #include "log.h"
 #include "metrics.h"
 #include "openapi.h"
@@ -121,8 +122,16 @@ static int run(const api_config *cfg)
         return fail("cannot build the OpenAPI document");
     if (events_start(cfg) != 0)
         return fail("cannot start the events thread");
+    if (h_status_start(cfg) != 0 || h_submit_start(cfg) != 0) {
+        h_status_free();
+        h_submit_free();
+        events_stop();
+        return fail("cannot start the coalescing threads");
+    }
     char err[256];
     if (server_start(cfg, err, sizeof err) != 0) {
+        h_status_free();
+        h_submit_free();
         events_stop();
         return fail(err);
     }
@@ -130,7 +139,12 @@ static int run(const api_config *cfg)
     int sig = wait_for_signal(&set);
     log_msg("info", "%s received: draining open requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(cfg);
+    /* Suspended requests are answered before the server may stop. */
+    h_status_stop();
+    h_submit_stop();
     server_stop();
+    h_status_free();
+    h_submit_free();
     events_stop();
     sse_free();
     log_msg("info", "stopped");

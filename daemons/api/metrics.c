@@ -26,6 +26,10 @@ static atomic_ullong hist[MAX_ROUTES][NBUCKETS + 1];
 static atomic_ullong hist_sum_us[MAX_ROUTES];
 static atomic_long inflight;
 
+#define MAX_COALESCERS 4
+static const char *coalescer_kinds[MAX_COALESCERS];
+static atomic_ullong coalesced_batches[MAX_COALESCERS], coalesced_requests[MAX_COALESCERS];
+
 static int method_index(const char *m)
 {
     for (int i = 0; i < NMETHODS - 1; i++)
@@ -147,6 +151,42 @@ static int render_histogram(metrics_buf *b, int r)
     return rc;
 }
 
+int metrics_coalescer_register(const char *kind)
+{
+    for (int i = 0; i < MAX_COALESCERS; i++)
+        if (!coalescer_kinds[i] || strcmp(coalescer_kinds[i], kind) == 0) {
+            coalescer_kinds[i] = kind;
+            return i;
+        }
+    return -1;
+}
+
+void metrics_coalesced(int kind_index, size_t requests)
+{
+    if (kind_index < 0 || kind_index >= MAX_COALESCERS)
+        return;
+    atomic_fetch_add_explicit(&coalesced_batches[kind_index], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&coalesced_requests[kind_index], requests, memory_order_relaxed);
+}
+
+static int render_coalesced(metrics_buf *b)
+{
+    int rc = metrics_printf(b, "# HELP aipal_api_coalesced_batches_total Batches run for requests "
+                               "served together (one query or one commit each), by kind.\n"
+                               "# TYPE aipal_api_coalesced_batches_total counter\n");
+    for (int i = 0; i < MAX_COALESCERS && coalescer_kinds[i] && rc == 0; i++)
+        rc = metrics_printf(b, "aipal_api_coalesced_batches_total{kind=\"%s\"} %llu\n",
+                            coalescer_kinds[i], atomic_load(&coalesced_batches[i]));
+    if (rc == 0)
+        rc = metrics_printf(b, "# HELP aipal_api_coalesced_requests_total Requests those batches "
+                               "served, by kind.\n"
+                               "# TYPE aipal_api_coalesced_requests_total counter\n");
+    for (int i = 0; i < MAX_COALESCERS && coalescer_kinds[i] && rc == 0; i++)
+        rc = metrics_printf(b, "aipal_api_coalesced_requests_total{kind=\"%s\"} %llu\n",
+                            coalescer_kinds[i], atomic_load(&coalesced_requests[i]));
+    return rc;
+}
+
 int metrics_render_requests(metrics_buf *b)
 {
     int rc = render_counts(b);
@@ -168,5 +208,7 @@ int metrics_render_requests(metrics_buf *b)
                             "# TYPE aipal_api_requests_in_flight gauge\n"
                             "aipal_api_requests_in_flight %ld\n",
                             metrics_inflight());
+    if (rc == 0)
+        rc = render_coalesced(b);
     return rc;
 }

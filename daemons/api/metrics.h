@@ -13,6 +13,12 @@ void metrics_observe_request(int route_index, const char *method, unsigned statu
 void metrics_inflight_add(int delta);
 long metrics_inflight(void);
 
+/* Coalescers (coalesce.h): a kind is registered once at start, from the
+ * main thread ("status", "submit"); each batch counts itself and its
+ * requests. Returns the kind's index, or -1 when the table is full. */
+int metrics_coalescer_register(const char *kind);
+void metrics_coalesced(int kind_index, size_t requests);
+
 /* Appends the request metrics in the Prometheus text format to a buffer
  * grown with realloc; returns 0, or -1 when memory runs out. */
 typedef struct metrics_buf {

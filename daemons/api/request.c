@@ -318,6 +318,24 @@ bool request_take_body(api_request *rq, const char *data, size_t size)
 }
 
 /* Parses the body of a json_body operation; true when answered (bad JSON). */
+/* The offset of a \u0000 escape in a JSON text, or -1. cJSON would end the
+ * string there, silently dropping the rest, and PostgreSQL cannot store a
+ * NUL character in a jsonb value: such a body is refused instead. */
+static long nul_escape_at(const char *s, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+                return (long)i;
+            i++; /* the escaped character, a quote or a backslash among them */
+        }
+    }
+    return -1;
+}
+
 static bool parse_body(api_request *rq)
 {
     if (!rq->op->json_body || rq->body_len == 0)
@@ -342,11 +360,33 @@ static bool parse_body(api_request *rq)
         respond_error(rq, 400, "invalid_json", detail);
         return true;
     }
+    long nul = nul_escape_at(rq->body, rq->body_len);
+    if (nul >= 0) {
+        char detail[128];
+        snprintf(detail, sizeof detail,
+                 "the body holds \\u0000 (at byte %ld): a NUL character cannot be stored", nul);
+        respond_error(rq, 400, "invalid_json", detail);
+        return true;
+    }
     return false;
+}
+
+/* A coalesced request back from its batch. */
+static void finish_deferred(api_request *rq)
+{
+    void (*finish)(api_request *) = rq->finish;
+    rq->finish = NULL;
+    finish(rq);
+    if (!rq->responded)
+        respond_internal(rq, "a coalesced request was not answered");
 }
 
 void request_dispatch(api_request *rq)
 {
+    if (rq->finish) {
+        finish_deferred(rq);
+        return;
+    }
     if (rq->responded)
         return;
     if (rq->body_too_large) {
@@ -356,22 +396,16 @@ void request_dispatch(api_request *rq)
     if (parse_body(rq))
         return;
     rq->op->handler(rq);
-    if (!rq->responded)
+    if (!rq->responded && !rq->finish)
         respond_internal(rq, "the handler queued no response");
 }
 
 static void log_request(const api_request *rq, double ms)
 {
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "method", rq->method);
-    cJSON_AddStringToObject(f, "path", rq->path);
-    cJSON_AddNumberToObject(f, "status", rq->status);
-    cJSON_AddNumberToObject(f, "duration_ms", (double)(int64_t)(ms * 1000) / 1000.0);
-    cJSON_AddStringToObject(f, "request_id", rq->request_id);
-    cJSON_AddStringToObject(f, "remote", rq->remote);
+    const char *outcome = NULL;
     if (!rq->responded)
-        cJSON_AddStringToObject(f, "outcome", "client went away");
-    log_json("info", "request", f);
+        outcome = rq->status ? "done; the client went away before the answer" : "client went away";
+    log_request_line(rq->method, rq->path, rq->status, ms, rq->request_id, rq->remote, outcome);
 }
 
 void request_complete(api_request *rq)
@@ -380,6 +414,8 @@ void request_complete(api_request *rq)
     log_request(rq, ms);
     if (rq->responded)
         metrics_observe_request(rq->route_index, rq->method, rq->status, ms / 1000.0);
+    if (rq->work_free)
+        rq->work_free(rq->work);
     cJSON_Delete(rq->json);
     free(rq->body);
     free(rq);

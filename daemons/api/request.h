@@ -34,11 +34,17 @@ struct api_request {
     char *body;
     size_t body_len, body_cap, body_seen;
     bool body_too_large;
-    cJSON *json; /* the parsed body of a json_body operation (NULL when empty) */
-    unsigned status;
+    cJSON *json;     /* the parsed body of a json_body operation (NULL when empty) */
+    unsigned status; /* of the response; of a coalesced request, the status its batch
+                       decided, logged even when the client left before the answer */
     bool responded;
     bool admitted; /* request_admit ran */
     bool stream;   /* an event stream: logged when it ends */
+    /* A request handed to a coalescer (coalesce.h) until its batch ran:
+     * `finish` then answers it; `work` is the handler's state meanwhile. */
+    void (*finish)(api_request *rq);
+    void *work;
+    void (*work_free)(void *work);
 };
 
 /* A request header or query parameter; NULL when absent. */

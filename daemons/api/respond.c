@@ -117,14 +117,14 @@ void respond_internal(api_request *rq, const char *what)
                   "reporting it");
 }
 
-static void respond_unavailable(api_request *rq, aipalq_client *c, aipalq_status st,
+static void respond_unavailable(api_request *rq, const char *errmsg, aipalq_status st,
                                 const char *doing)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "request_id", rq->request_id);
     cJSON_AddStringToObject(f, "doing", doing);
     cJSON_AddStringToObject(f, "status", aipalq_status_name(st));
-    cJSON_AddStringToObject(f, "error", aipalq_client_errmsg(c));
+    cJSON_AddStringToObject(f, "error", errmsg);
     log_json("error", "backend unavailable", f);
     const char *which = st == AIPALQ_EREDIS ? "Redis"
                         : st == AIPALQ_EPG  ? "PostgreSQL"
@@ -134,7 +134,7 @@ static void respond_unavailable(api_request *rq, aipalq_client *c, aipalq_status
     respond_error(rq, 503, "service_unavailable", detail);
 }
 
-void respond_lib_error(api_request *rq, aipalq_client *c, aipalq_status st, const char *doing)
+void respond_lib_failure(api_request *rq, aipalq_status st, const char *errmsg, const char *doing)
 {
     switch (st) {
     case AIPALQ_ENOTFOUND:
@@ -142,18 +142,22 @@ void respond_lib_error(api_request *rq, aipalq_client *c, aipalq_status st, cons
         respond_error(rq, 404, "not_found", "no task with that id");
         return;
     case AIPALQ_EILLEGAL:
-        respond_error(rq, 409, "illegal_transition", aipalq_client_errmsg(c));
+        respond_error(rq, 409, "illegal_transition", errmsg);
         return;
     case AIPALQ_EPG:
     case AIPALQ_EREDIS:
     case AIPALQ_ETIMEOUT:
-        respond_unavailable(rq, c, st, doing);
+        respond_unavailable(rq, errmsg, st, doing);
         return;
     default: {
         char what[600];
-        snprintf(what, sizeof what, "%s: %s: %s", doing, aipalq_status_name(st),
-                 aipalq_client_errmsg(c));
+        snprintf(what, sizeof what, "%s: %s: %s", doing, aipalq_status_name(st), errmsg);
         respond_internal(rq, what);
     }
     }
+}
+
+void respond_lib_error(api_request *rq, aipalq_client *c, aipalq_status st, const char *doing)
+{
+    respond_lib_failure(rq, st, aipalq_client_errmsg(c), doing);
 }

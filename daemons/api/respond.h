@@ -45,5 +45,8 @@ void respond_internal(api_request *rq, const char *what);
  * -> 409 (with the library's explanation), a server down -> 503, anything
  * else -> 500. */
 void respond_lib_error(api_request *rq, aipalq_client *client, aipalq_status st, const char *doing);
+/* The same with the library's message given (a request answered after its
+ * client moved on: see coalesce.h). */
+void respond_lib_failure(api_request *rq, aipalq_status st, const char *errmsg, const char *doing);
 
 #endif

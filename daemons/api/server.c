@@ -14,8 +14,10 @@
 #include "request.h"
 #include "server.h"
 
-/* Per-connection memory for headers and buffers. */
-#define CONNECTION_MEMORY (64 * 1024)
+/* Per-connection memory for headers and buffers (libmicrohttpd's default):
+ * it is cleared for every request on a connection and resident for every
+ * open one. */
+#define CONNECTION_MEMORY (32 * 1024)
 
 static struct MHD_Daemon *daemon_;
 static const api_config *config;

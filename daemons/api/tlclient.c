@@ -33,6 +33,8 @@ aipalq_client *tlclient_new(void)
     if (st == AIPALQ_OK)
         st = aipalq_client_set_timeouts(c, CONNECT_TIMEOUT_MS, COMMAND_TIMEOUT_MS);
     if (st == AIPALQ_OK)
+        st = aipalq_client_set_list_total_max_age(c, config->list_total_max_age_ms);
+    if (st == AIPALQ_OK)
         st = catalog_define_all(c);
     if (st != AIPALQ_OK) {
         log_msg("error", "cannot configure a queue client: %s", aipalq_client_errmsg(c));

@@ -568,6 +568,138 @@ class GenericSubmitTest(ApiTestCase):
         self.assertFieldError(self.daemon.post("/api/tasks/batch", {"tasks": [3]}), "tasks[0]")
 
 
+class CoalescingTest(ApiTestCase):
+    """Status lookups and submissions that arrive together are served by one query or one
+    commit (daemons/api/coalesce.h): each request still gets its own answer."""
+
+    def burst(self, calls: List[Any]) -> List[Response]:
+        """Runs the calls (each a function of no argument returning a Response) at once."""
+        gate = threading.Barrier(len(calls))
+        out: List[Any] = [None] * len(calls)
+
+        def run(i: int) -> None:
+            gate.wait()
+            try:
+                out[i] = calls[i]()
+            except Exception as e:  # noqa: BLE001 - reported as the result
+                out[i] = e
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for r in out:
+            self.assertIsInstance(r, Response, r)
+        return out
+
+    def coalesced(self, kind: str) -> Dict[str, int]:
+        text = self.daemon.get("/metrics").body.decode()
+        counts = {}
+        for name in ("batches", "requests"):
+            prefix = f'aipal_api_coalesced_{name}_total{{kind="{kind}"}} '
+            line = next(l for l in text.splitlines() if l.startswith(prefix))
+            counts[name] = int(line[len(prefix):])
+        return counts
+
+    def test_lookups_together_each_get_their_task(self) -> None:
+        ids = [self.daemon.submit("echo", {"data": {"n": i}}) for i in range(24)]
+        missing = str(uuid.uuid4())
+        before = self.coalesced("status")
+        for _ in range(3):
+            paths = [f"/api/tasks/status/{i}" for i in ids] + [
+                f"/api/tasks/status/{ids[0].upper()}", f"/api/tasks/status/{missing}",
+                "/api/tasks/status/not-a-uuid", f"/api/tasks/{ids[5]}"]
+            rs = self.burst([lambda p=p: self.daemon.get(p) for p in paths])
+            for n, (i, r) in enumerate(zip(ids, rs)):
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual((r.json["task_id"], r.json["params"]), (i, {"data": {"n": n}}))
+            self.assertEqual((rs[24].status, rs[24].json["task_id"]), (200, ids[0]))
+            self.assertError(rs[25], 404, "not_found")
+            self.assertError(rs[26], 404, "not_found")
+            self.assertEqual(rs[27].json["task_id"], ids[5])
+        after = self.coalesced("status")
+        served = after["requests"] - before["requests"]
+        # every well-formed lookup went through the coalescer (the malformed ones do not)
+        self.assertGreaterEqual(served, 3 * 27)
+        self.assertGreater(after["batches"], before["batches"])
+
+    def test_submissions_together_each_committed(self) -> None:
+        key = unique("idem")
+        calls: List[Any] = []
+        for i in range(30):
+            calls.append(lambda i=i: self.daemon.post(
+                "/api/tasks/ffe/plan-goal",
+                {"task_type": "ffe_planning", "user_id": f"u{i}",
+                 "parameters": {"goal_id": f"g{i}", "goal_description": "together"}}))
+            calls.append(lambda i=i: self.daemon.post(
+                "/api/tasks", {"type": "echo", "params": {"data": {"i": i}}}))
+        for _ in range(4):  # the same idempotency key in one burst: one task
+            calls.append(lambda: self.daemon.post("/api/tasks", {"type": "echo", "params": {}},
+                                                  headers={"Idempotency-Key": key}))
+        before = self.coalesced("submit")
+        rs = self.burst(calls)
+        seed_ids, echo_ids = [], []
+        for i in range(30):
+            seed, echo = rs[2 * i], rs[2 * i + 1]
+            self.assertEqual(seed.status, 200, seed)
+            self.assertEqual(seed.json["status"], "pending")
+            self.assertEqual(echo.status, 202, echo)
+            seed_ids.append(seed.json["task_id"])
+            echo_ids.append(echo.json["task_id"])
+        idem = rs[60:]
+        self.assertEqual(len({r.json["task_id"] for r in idem}), 1, idem)
+        self.assertEqual(sorted(r.status for r in idem), [200, 200, 200, 202], idem)
+        self.assertEqual(len(set(seed_ids + echo_ids)), 60)
+        for i, (a, b) in enumerate(zip(seed_ids, echo_ids)):
+            t = self.daemon.get(f"/api/tasks/status/{a}").json
+            self.assertEqual((t["task_type"], t["params"]["goal_id"], t["params"]["user_id"]),
+                             ("plan_ffe_goal", f"g{i}", f"u{i}"))
+            self.assertEqual(self.daemon.get(f"/api/tasks/status/{b}").json["params"],
+                             {"data": {"i": i}})
+        after = self.coalesced("submit")
+        self.assertEqual(after["requests"] - before["requests"], 64)
+        self.assertGreater(after["batches"], before["batches"])
+
+    def test_a_refused_submission_among_others(self) -> None:
+        # \u0000 is valid JSON, but a NUL character cannot be stored in PostgreSQL (nor kept
+        # by the JSON parser): it is refused up front, and the others are accepted.
+        calls = [lambda i=i: self.daemon.post(
+            "/api/tasks", {"type": "echo", "params": {"data": {"i": i}}}) for i in range(12)]
+        calls.append(lambda: self.daemon.post("/api/tasks", raw=b'{"type": "echo", '
+                                              b'"params": {"message": "a\\u0000b"}}'))
+        # an escaped backslash before u0000 is plain text, accepted
+        calls.append(lambda: self.daemon.post("/api/tasks", raw=b'{"type": "echo", '
+                                              b'"params": {"message": "a\\\\u0000b"}}'))
+        for _ in range(3):
+            rs = self.burst(calls)
+            for r in rs[:12]:
+                self.assertEqual(r.status, 202, r)
+            self.assertError(rs[12], 400, "invalid_json")
+            self.assertIn("u0000", rs[12].json["detail"])
+            self.assertEqual(rs[13].status, 202, rs[13])
+            t = self.daemon.get(f"/api/tasks/{rs[13].json['task_id']}").json
+            self.assertEqual(t["params"]["message"], "a\\u0000b")
+
+
+class UncoalescedTest(ApiTestCase):
+    """--coalesce-max 0: every request makes its own round trip, with the same answers."""
+
+    daemon_args = ["--coalesce-max", "0"]
+
+    def test_lookup_and_submit(self) -> None:
+        r = self.daemon.post("/api/tasks/ari/aggregate-snapshots",
+                             {"task_type": "aggregate_ari_snapshots", "parameters": {}})
+        self.assertEqual(r.status, 200, r)
+        t = self.daemon.get(f"/api/tasks/status/{r.json['task_id']}")
+        self.assertEqual((t.status, t.json["task_type"]), (200, "aggregate_ari_snapshots"))
+        self.assertError(self.daemon.get(f"/api/tasks/status/{uuid.uuid4()}"), 404, "not_found")
+        r = self.daemon.post("/api/tasks", {"type": "echo", "params": {"data": {"x": 1}}},
+                             headers={"Idempotency-Key": unique("k")})
+        self.assertEqual(r.status, 202, r)
+        text = self.daemon.get("/metrics").body.decode()
+        self.assertNotIn('aipal_api_coalesced_batches_total{kind="status"}', text)
+
+
 class SystemEndpointsTest(ApiTestCase):
     def test_workers(self) -> None:
         r = self.daemon.get("/api/workers")
