@@ -124,6 +124,45 @@ class ClientBasics(support.ServiceTest):
         self.assertTrue(set(ids[1:]) <= pending_ids)
         self.assertIsInstance(c.list_failed(), aipalq.TaskPage)
 
+    def test_get_many(self):
+        c = self.client
+        a, b = c.enqueue("job", {"n": 1}), c.enqueue("urgent", {"n": 2})
+        missing = "01900000-0000-7000-8000-000000000000"
+        tasks = c.get_many([a, missing, b.upper(), a])
+        self.assertEqual([t and t.id for t in tasks], [a, None, b, a])
+        self.assertEqual([tasks[0].params, tasks[2].priority], [{"n": 1}, 9])
+        self.assertIsNot(tasks[0], tasks[3])  # an id asked twice: two snapshots
+        self.assertEqual(c.get_many([]), [])
+        self.assertEqual(len(c.get_many(iter([a] * 1000))), 1000)
+        with self.assertRaises(aipalq.BadTaskId) as cm:
+            c.get_many([a, "not-a-uuid"])
+        self.assertIn("ids[1]", str(cm.exception))
+        with self.assertRaises(aipalq.InvalidArgument) as cm:
+            c.get_many([a] * 1001)
+        self.assertIn("1..1000", str(cm.exception))
+
+    def test_list_total_max_age(self):
+        c = self.client
+        c.define_type("counted", "lq")
+        for i in range(3):
+            c.enqueue("counted", {"n": i})
+        before = datetime.now(timezone.utc) - timedelta(seconds=5)
+        page = c.list(type="counted")
+        self.assertEqual(page.total, 3)
+        self.assertGreater(page.total_at, before)
+        c.set_list_total_max_age(60)
+        first = c.list(type="counted", limit=1)
+        c.enqueue("counted", {"n": 3})
+        again = c.list(type="counted", limit=2, offset=1)  # another page, same filters
+        self.assertEqual((again.total, again.total_at), (3, first.total_at))  # the count reused
+        self.assertEqual(len(again), 2)
+        self.assertEqual(c.list(type="counted", state="pending").total, 4)  # other filters: counted
+        c.set_list_total_max_age(timedelta(0))
+        self.assertEqual(c.list(type="counted").total, 4)
+        with self.assertRaises(aipalq.InvalidArgument) as cm:
+            c.set_list_total_max_age(-1)
+        self.assertIn("max age", str(cm.exception))
+
     def test_cancel_and_retry(self):
         c = self.client
         tid = c.enqueue("job", {})

@@ -129,6 +129,7 @@ WORKLOAD = textwrap.dedent(
                      max_retries=0) for i in range(5)]
     ids += c.enqueue_many([("m", {"n": 5}), {"type": "m", "params": {"bad": 1}, "delay": 60}])
     c.get(ids[0]); c.list(type="m", state=["pending", "scheduled"]); c.list_pending(); c.list_failed()
+    c.get_many(ids + ["01900000-0000-7000-8000-000000000000"]); c.set_list_total_max_age(60); c.list(type="m")
     c.types(); c.state_counts(); c.workers(); c.queue_depth("mq"); c.ping(); c.schema_version()
     for bad in (lambda: c.enqueue("m", [1]), lambda: c.enqueue("m", {}, priority=99),
                 lambda: c.enqueue_many([("m", {}), ("m", "{")]), lambda: c.get("x"),

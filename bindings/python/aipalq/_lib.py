@@ -90,6 +90,7 @@ _SIGNATURES = {
     "aipalq_client_set_namespace": (c_int, [c_void_p, c_char_p]),
     "aipalq_client_set_timeouts": (c_int, [c_void_p, c_int64, c_int64]),
     "aipalq_client_set_synchronous_commit": (c_int, [c_void_p, c_int]),
+    "aipalq_client_set_list_total_max_age": (c_int, [c_void_p, c_int64]),
     "aipalq_client_connect": (c_int, [c_void_p]),
     "aipalq_ping": (c_int, [c_void_p, _intp, _intp]),
     "aipalq_migrate": (c_int, [c_void_p]),
@@ -131,6 +132,7 @@ _SIGNATURES = {
     "aipalq_reconcile": (c_int, [c_void_p, c_int64, _i64p, _i64p]),
     # task records
     "aipalq_get": (c_int, [c_void_p, c_char_p, POINTER(c_void_p)]),
+    "aipalq_get_many": (c_int, [c_void_p, POINTER(c_char_p), c_size_t, POINTER(c_void_p)]),
     "aipalq_task_free": (None, [c_void_p]),
     "aipalq_task_id": (c_char_p, [c_void_p]),
     "aipalq_task_type": (c_char_p, [c_void_p]),
@@ -171,6 +173,7 @@ _SIGNATURES = {
     "aipalq_list_count": (c_size_t, [c_void_p]),
     "aipalq_list_at": (c_void_p, [c_void_p, c_size_t]),
     "aipalq_list_total": (c_int64, [c_void_p]),
+    "aipalq_list_total_ms": (c_int64, [c_void_p]),
     # cancel, retry, queues
     "aipalq_cancel": (c_int, [c_void_p, c_char_p, _intp]),
     "aipalq_retry": (c_int, [c_void_p, c_char_p]),

@@ -39,7 +39,7 @@ from .errors import (
     Timeout,
     error_for,
 )
-from .task import State, Task, TaskId, TaskPage
+from .task import State, Task, TaskId, TaskPage, _time
 
 #: Params: a mapping (serialised with json.dumps), or JSON text used verbatim.
 Params = Union[Mapping[str, Any], str, bytes, None]
@@ -339,6 +339,15 @@ class Client:
             raise TypeError("synchronous_commit must be a bool")
         self._call(self._lib.aipalq_client_set_synchronous_commit, 1 if on else 0)
 
+    def set_list_total_max_age(self, max_age: Duration) -> None:
+        """How old a list's ``total`` may be (default 0: every :meth:`list`
+        counts the matching tasks). Counting is linear in the matching tasks
+        while a page is not: a client that lists often may reuse a total
+        counted less than ``max_age`` ago for the same filters (whatever the
+        page) and run only the page's query; ``TaskPage.total_at`` tells when
+        the total was counted. Raises InvalidArgument for a negative age."""
+        self._call(self._lib.aipalq_client_set_list_total_max_age, duration_ms(max_age, "max_age"))
+
     def connect(self) -> None:
         """Connects to both servers now (otherwise the first call does)."""
         self._call(self._lib.aipalq_client_connect)
@@ -569,6 +578,22 @@ class Client:
         finally:
             self._lib.aipalq_task_free(ptr)
 
+    def get_many(self, task_ids: Iterable[str]) -> List[Optional[Task]]:
+        """Reads up to 1,000 tasks in one round trip: the task of each id in
+        order, or None where there is no such task (an id given twice gets two
+        snapshots). Raises BadTaskId (naming the id's index) before reading
+        anything, InvalidArgument for more than 1,000 ids."""
+        ids = [_lib.encode(str(i)) for i in task_ids]
+        if not ids:
+            return []
+        out = (c_void_p * len(ids))()
+        self._call(self._lib.aipalq_get_many, (ctypes.c_char_p * len(ids))(*ids), len(ids), out)
+        try:
+            return [None if p is None else Task._from_handle(p) for p in out]
+        finally:
+            for p in out:
+                self._lib.aipalq_task_free(p)
+
     def list(
         self,
         *,
@@ -740,6 +765,6 @@ def _take_list(lib: ctypes.CDLL, out: c_void_p) -> TaskPage:
     try:
         n = lib.aipalq_list_count(out)
         tasks = [Task._from_handle(lib.aipalq_list_at(out, i)) for i in range(n)]
-        return TaskPage(tasks, lib.aipalq_list_total(out))
+        return TaskPage(tasks, lib.aipalq_list_total(out), _time(lib.aipalq_list_total_ms(out)))
     finally:
         lib.aipalq_list_free(out)

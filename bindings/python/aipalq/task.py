@@ -169,13 +169,17 @@ class Task:
 
 class TaskPage(List[Task]):
     """One page of a task list: a list of :class:`Task` plus ``total``, the
-    number of matching tasks in all pages."""
+    number of matching tasks in all pages, and ``total_at``, when that total
+    was counted (earlier than the page when the client reused a recent count:
+    ``Client.set_list_total_max_age``)."""
 
     total: int
+    total_at: Optional[datetime]
 
-    def __init__(self, tasks: List[Task], total: int) -> None:
+    def __init__(self, tasks: List[Task], total: int, total_at: Optional[datetime] = None) -> None:
         super().__init__(tasks)
         self.total = total
+        self.total_at = total_at
 
     def __repr__(self) -> str:
         return f"TaskPage({len(self)} of {self.total})"
