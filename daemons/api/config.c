@@ -34,6 +34,9 @@ static const char usage[] =
     "  --threads N               HTTP worker threads (default 2 x cores, at least 4)\n"
     "  --max-body-bytes N        largest request body (default 1114112)\n"
     "  --timeout S               idle connection timeout in seconds (default 30)\n"
+    "  --request-timeout S       a connection must send a whole request (headers and body)\n"
+    "                            within S seconds of opening or of its previous answer\n"
+    "                            (default: the --timeout)\n"
     "  --max-connections N       open connections in all (default 1024)\n"
     "  --max-connections-per-ip N  open connections per client IP (default 64)\n"
     "  --max-sse-clients N       event stream subscribers (default 256)\n"
@@ -60,6 +63,7 @@ enum {
     OPT_THREADS,
     OPT_BODY,
     OPT_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
     OPT_CONNS,
     OPT_CONNS_IP,
     OPT_SSE,
@@ -85,6 +89,7 @@ static const struct option options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-body-bytes", required_argument, NULL, OPT_BODY},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"max-connections", required_argument, NULL, OPT_CONNS},
     {"max-connections-per-ip", required_argument, NULL, OPT_CONNS_IP},
     {"max-sse-clients", required_argument, NULL, OPT_SSE},
@@ -186,6 +191,7 @@ static const int_option int_options[] = {
     INT_OPTION(OPT_THREADS, 1, 1024, threads),
     INT_OPTION(OPT_BODY, 1024, 256 << 20, max_body_bytes),
     INT_OPTION(OPT_TIMEOUT, 1, 3600, conn_timeout_s),
+    INT_OPTION(OPT_REQUEST_TIMEOUT, 1, 3600, request_timeout_s),
     INT_OPTION(OPT_CONNS, 1, 1000000, conn_limit),
     INT_OPTION(OPT_CONNS_IP, 1, 1000000, per_ip_limit),
     INT_OPTION(OPT_SSE, 0, 100000, max_sse_clients),
@@ -321,5 +327,7 @@ int config_parse(api_config *c, int argc, char **argv)
     }
     if (c->rate_limit > 0 && c->rate_burst <= 0)
         c->rate_burst = c->rate_limit * 2 < 1 ? 1 : c->rate_limit * 2;
+    if (!c->request_timeout_s)
+        c->request_timeout_s = c->conn_timeout_s;
     return CONFIG_OK;
 }

@@ -18,6 +18,7 @@ typedef struct api_config {
     int threads;
     size_t max_body_bytes;
     unsigned conn_timeout_s;
+    unsigned request_timeout_s; /* a whole request within this; 0 at parse: conn_timeout_s */
     unsigned conn_limit;
     unsigned per_ip_limit;
     double rate_limit; /* requests per second per client; 0: off */

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "cors.h"
+#include "deadline.h"
 #include "events.h"
 #include "handlers.h"
 #include "log.h"
@@ -128,8 +129,15 @@ static int run(const api_config *cfg)
         events_stop();
         return fail("cannot start the coalescing threads");
     }
+    if (deadline_start(cfg->request_timeout_s) != 0) {
+        h_status_free();
+        h_submit_free();
+        events_stop();
+        return fail("cannot start the request deadline thread");
+    }
     char err[256];
     if (server_start(cfg, err, sizeof err) != 0) {
+        deadline_stop();
         h_status_free();
         h_submit_free();
         events_stop();
@@ -143,6 +151,7 @@ static int run(const api_config *cfg)
     h_status_stop();
     h_submit_stop();
     server_stop();
+    deadline_stop();
     h_status_free();
     h_submit_free();
     events_stop();

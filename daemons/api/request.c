@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 
 #include "cors.h"
+#include "deadline.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -383,6 +384,7 @@ static void finish_deferred(api_request *rq)
 
 void request_dispatch(api_request *rq)
 {
+    deadline_disarm(rq->conn); /* read whole: served without a deadline */
     if (rq->finish) {
         finish_deferred(rq);
         return;

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 
 #include "cors.h"
+#include "deadline.h"
 #include "log.h"
 #include "respond.h"
 #include "server.h"
@@ -22,6 +23,7 @@ void respond_queue(api_request *rq, unsigned status, struct MHD_Response *r)
         cors_add_headers(r, rq->origin);
     if (server_draining())
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    deadline_disarm(rq->conn); /* answered: sending is not reading a request */
     if (MHD_queue_response(rq->conn, status, r) == MHD_YES) {
         rq->status = status;
         rq->responded = true;

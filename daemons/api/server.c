@@ -9,6 +9,7 @@
 
 #include <microhttpd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -60,14 +61,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
     api_request *rq = *con_cls;
     if (!rq)
         return;
     *con_cls = NULL;
+    deadline_rearm(conn);
     request_complete(rq);
     metrics_inflight_add(-1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        deadline_opened(conn, socket_context);
+    else
+        deadline_closed(socket_context);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -116,7 +127,7 @@ int server_start(const api_config *cfg, char *err, size_t errlen)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     if (!daemon_) {
         snprintf(err, errlen, "cannot listen on %s:%u (in use, or not permitted)", cfg->listen_host,
                  cfg->listen_port);
