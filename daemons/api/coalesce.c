@@ -56,8 +56,10 @@ static size_t next_batch(coalescer *co, api_request **batch)
     size_t n = co->len - co->head;
     if (n > co->max_batch)
         n = co->max_batch;
-    memcpy(batch, co->queue + co->head, n * sizeof *batch);
-    co->head += n;
+    if (n) {
+        memcpy(batch, co->queue + co->head, n * sizeof *batch);
+        co->head += n;
+    }
     pthread_mutex_unlock(&co->mu);
     return n;
 }
