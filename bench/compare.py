@@ -118,17 +118,25 @@ def queue_rows(t, res):
     rate_row(t, res, "tracked drain vs Celery, tasks/s", "drain", "tracked-drain",
              peer_filter=("celery",), factor=25.0, target="≥ 25× Celery tracked")
 
-    ours = res.lowest("libaipalq", "latency")
-    cells = {"libaipalq": fmt_lat(ours)}
+    peers_lat = {}
     top = None
     for s in QUEUE_PEERS:
         r = res.lowest(s, "latency")
-        cells[s] = fmt_lat(r)
+        peers_lat[s] = fmt_lat(r)
         if r and (top is None or r["p50_ms"] < top["p50_ms"]):
             top = r
-    ratio = f"{top['p50_ms'] / ours['p50_ms']:.2f}x faster p50 ({top['system']})" if ours and top else "—"
-    ok = None if ours is None else ours["p50_ms"] <= 0.5 and ours["p99_ms"] <= 1.0
-    t.row("latency p50 / p99 ms @200/s", cells, ratio, "p50 ≤ 0.5, p99 ≤ 1 ms", ok)
+    # The producer's commit comes before the dispatch: a synchronous one is a WAL flush.
+    for label, pred in (("latency p50 / p99 ms @200/s", not_async),
+                        ("latency p50 / p99 ms @200/s, producer with `synchronous_commit=off`",
+                         lambda r: not not_async(r))):
+        ours = res.lowest("libaipalq", "latency", pred=pred)
+        if ours is None and "off" in label:
+            continue
+        cells = dict(peers_lat, libaipalq=fmt_lat(ours))
+        ratio = (f"{top['p50_ms'] / ours['p50_ms']:.2f}x faster p50 ({top['system']})"
+                 if ours and top else "—")
+        ok = None if ours is None else ours["p50_ms"] <= 0.5 and ours["p99_ms"] <= 1.0
+        t.row(label, cells, ratio, "p50 ≤ 0.5, p99 ≤ 1 ms", ok)
 
     rss = {}
     for s in ("libaipalq",) + QUEUE_PEERS:
