@@ -1,5 +1,5 @@
-/* Coalescers: a queue of suspended requests and the thread that serves them
- * in batches. */
+/* Coalescers: a queue of suspended requests and the threads that serve
+ * them in batches. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +10,25 @@
 #include "log.h"
 #include "metrics.h"
 
+typedef struct server {
+    struct coalescer *co;
+    pthread_t thread;
+    api_request **batch; /* the one it serves: max_batch slots */
+    bool started;
+} server;
+
 struct coalescer {
     const char *name;
     int metrics_kind;
     size_t max_batch;
     coalesce_run_fn run;
-    pthread_t thread;
+    server *servers;
+    unsigned nservers;
     pthread_mutex_t mu;
     pthread_cond_t wake;
     api_request **queue; /* waiting requests are queue[head..len) */
-    api_request **batch; /* the one being served: max_batch slots */
     size_t head, len, cap;
-    bool stopping;
+    bool stopping, stopped;
 };
 
 /* Room for one more at the end of the queue; caller holds the lock. */
@@ -66,8 +73,9 @@ static size_t next_batch(coalescer *co, api_request **batch)
 
 static void *serve(void *arg)
 {
-    coalescer *co = arg;
-    api_request **batch = co->batch;
+    server *sv = arg;
+    coalescer *co = sv->co;
+    api_request **batch = sv->batch;
     size_t n;
     while ((n = next_batch(co, batch)) > 0) {
         co->run(batch, n);
@@ -80,7 +88,19 @@ static void *serve(void *arg)
     return NULL;
 }
 
-coalescer *coalescer_start(const char *name, size_t max_batch, coalesce_run_fn run)
+static void free_coalescer(coalescer *co)
+{
+    for (unsigned i = 0; i < co->nservers; i++)
+        free(co->servers[i].batch);
+    free(co->servers);
+    pthread_cond_destroy(&co->wake);
+    pthread_mutex_destroy(&co->mu);
+    free(co->queue);
+    free(co);
+}
+
+coalescer *coalescer_start(const char *name, size_t max_batch, unsigned threads,
+                           coalesce_run_fn run)
 {
     coalescer *co = calloc(1, sizeof *co);
     if (!co)
@@ -89,19 +109,25 @@ coalescer *coalescer_start(const char *name, size_t max_batch, coalesce_run_fn r
     co->metrics_kind = metrics_coalescer_register(name);
     co->max_batch = max_batch ? max_batch : 1;
     co->run = run;
-    co->batch = malloc(co->max_batch * sizeof *co->batch);
-    if (!co->batch) {
-        free(co);
-        return NULL;
-    }
+    co->nservers = threads ? threads : 1;
     pthread_mutex_init(&co->mu, NULL);
     pthread_cond_init(&co->wake, NULL);
-    if (pthread_create(&co->thread, NULL, serve, co) != 0) {
-        log_msg("error", "cannot start the %s thread", co->name);
-        pthread_cond_destroy(&co->wake);
-        pthread_mutex_destroy(&co->mu);
-        free(co->batch);
-        free(co);
+    co->servers = calloc(co->nservers, sizeof *co->servers);
+    bool ok = co->servers != NULL;
+    for (unsigned i = 0; ok && i < co->nservers; i++) {
+        server *sv = &co->servers[i];
+        sv->co = co;
+        ok = (sv->batch = malloc(co->max_batch * sizeof *sv->batch)) != NULL &&
+             pthread_create(&sv->thread, NULL, serve, sv) == 0;
+        sv->started = ok;
+    }
+    if (!ok) {
+        log_msg("error", "cannot start the %s coalescer's threads", name);
+        if (co->servers)
+            coalescer_stop(co);
+        else
+            co->nservers = 0;
+        free_coalescer(co);
         return NULL;
     }
     return co;
@@ -133,12 +159,13 @@ void coalescer_stop(coalescer *co)
     if (!co)
         return;
     pthread_mutex_lock(&co->mu);
-    bool running = !co->stopping;
-    co->stopping = true;
-    pthread_cond_signal(&co->wake);
+    bool join = !co->stopped;
+    co->stopping = co->stopped = true;
+    pthread_cond_broadcast(&co->wake);
     pthread_mutex_unlock(&co->mu);
-    if (running)
-        pthread_join(co->thread, NULL);
+    for (unsigned i = 0; join && i < co->nservers; i++)
+        if (co->servers[i].started)
+            pthread_join(co->servers[i].thread, NULL);
 }
 
 void coalescer_free(coalescer *co)
@@ -146,9 +173,5 @@ void coalescer_free(coalescer *co)
     if (!co)
         return;
     coalescer_stop(co);
-    pthread_cond_destroy(&co->wake);
-    pthread_mutex_destroy(&co->mu);
-    free(co->queue);
-    free(co->batch);
-    free(co);
+    free_coalescer(co);
 }

@@ -3,7 +3,7 @@
  * trip each.
  *
  * A handler hands its request to a coalescer and returns at once; the
- * request's connection is suspended. The coalescer's thread takes every
+ * request's connection is suspended. A coalescer's thread takes every
  * request waiting (up to its batch size), runs them as one batch, then
  * resumes their connections; each request's `finish` then answers it on an
  * HTTP thread. While one batch runs the next one gathers, so batches grow
@@ -23,9 +23,12 @@ typedef struct coalescer coalescer;
  * the outcome. Must not respond. */
 typedef void (*coalesce_run_fn)(api_request **rqs, size_t n);
 
-/* Starts a coalescer and its thread; NULL when that fails. `name` (a
- * static string) labels its metrics. Main thread, before the server starts. */
-coalescer *coalescer_start(const char *name, size_t max_batch, coalesce_run_fn run);
+/* Starts a coalescer and its threads (each serves a batch at a time: two
+ * overlap one batch's round trips with the next one's work); NULL when that
+ * fails. `name` (a static string) labels its metrics. Main thread, before
+ * the server starts. */
+coalescer *coalescer_start(const char *name, size_t max_batch, unsigned threads,
+                           coalesce_run_fn run);
 
 /* From a handler: suspends the request and queues it with its `work` (owned
  * by the request from now on: `work_free` frees it when the request ends).

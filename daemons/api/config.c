@@ -45,6 +45,7 @@ static const char usage[] =
     "  --coalesce-max N          status lookups and submissions that arrive together are\n"
     "                            served by one query (one commit), up to N each (default\n"
     "                            128); 0: one round trip per request\n"
+    "  --coalesce-threads N      threads serving each kind's batches (default 1)\n"
     "  --list-total-max-age-ms N a list's total count may be reused this long for the\n"
     "                            same filter (default 1000); 0: counted on every request\n"
     "  --allow-root              run even as root\n"
@@ -70,6 +71,7 @@ enum {
     OPT_POLL,
     OPT_DRAIN,
     OPT_COALESCE,
+    OPT_COALESCE_THREADS,
     OPT_LIST_TOTAL,
     OPT_ROOT,
     OPT_HELP,
@@ -96,6 +98,7 @@ static const struct option options[] = {
     {"events-poll-ms", required_argument, NULL, OPT_POLL},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN},
     {"coalesce-max", required_argument, NULL, OPT_COALESCE},
+    {"coalesce-threads", required_argument, NULL, OPT_COALESCE_THREADS},
     {"list-total-max-age-ms", required_argument, NULL, OPT_LIST_TOTAL},
     {"allow-root", no_argument, NULL, OPT_ROOT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -165,6 +168,7 @@ static void set_defaults(api_config *c)
     c->max_sse_clients = 256;
     c->events_poll_ms = 250;
     c->coalesce_max = 128;
+    c->coalesce_threads = 1;
     c->list_total_max_age_ms = 1000;
     c->redis_url = env_or("AIPALQ_REDIS_URL", NULL);
     c->database_url = env_or("AIPALQ_DATABASE_URL", NULL);
@@ -198,6 +202,7 @@ static const int_option int_options[] = {
     INT_OPTION(OPT_POLL, 10, 60000, events_poll_ms),
     INT_OPTION(OPT_DRAIN, 0, 3600, drain_timeout_s),
     INT_OPTION(OPT_COALESCE, 0, 500, coalesce_max),
+    INT_OPTION(OPT_COALESCE_THREADS, 1, 64, coalesce_threads),
     INT_OPTION(OPT_LIST_TOTAL, 0, 3600000, list_total_max_age_ms),
 };
 

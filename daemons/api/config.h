@@ -29,6 +29,7 @@ typedef struct api_config {
     unsigned max_sse_clients;
     unsigned events_poll_ms;
     unsigned coalesce_max;          /* most requests served by one batch; 0: no coalescing */
+    unsigned coalesce_threads;      /* threads serving each kind's batches */
     unsigned list_total_max_age_ms; /* a list's total may be reused this long */
 } api_config;
 

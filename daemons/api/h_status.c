@@ -117,7 +117,7 @@ int h_status_start(const api_config *cfg)
     if (cfg->coalesce_max == 0)
         return 0;
     size_t max = cfg->coalesce_max < LOOKUP_BATCH_MAX ? cfg->coalesce_max : LOOKUP_BATCH_MAX;
-    lookups = coalescer_start("status", max, run_lookups);
+    lookups = coalescer_start("status", max, cfg->coalesce_threads, run_lookups);
     return lookups ? 0 : -1;
 }
 

@@ -248,7 +248,7 @@ int h_submit_start(const api_config *cfg)
     if (cfg->coalesce_max == 0)
         return 0;
     size_t max = cfg->coalesce_max < MAX_BATCH ? cfg->coalesce_max : MAX_BATCH;
-    submits = coalescer_start("submit", max, run_submits);
+    submits = coalescer_start("submit", max, cfg->coalesce_threads, run_submits);
     return submits ? 0 : -1;
 }
 

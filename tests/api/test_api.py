@@ -570,7 +570,10 @@ class GenericSubmitTest(ApiTestCase):
 
 class CoalescingTest(ApiTestCase):
     """Status lookups and submissions that arrive together are served by one query or one
-    commit (daemons/api/coalesce.h): each request still gets its own answer."""
+    commit (daemons/api/coalesce.h): each request still gets its own answer. Two threads per
+    kind here, so that batches also run side by side."""
+
+    daemon_args = ["--coalesce-threads", "2"]
 
     def burst(self, calls: List[Any]) -> List[Response]:
         """Runs the calls (each a function of no argument returning a Response) at once."""
