@@ -57,10 +57,15 @@ static const char *existing_status(aipalq_client *c, const char *id, char *buf, 
     return buf;
 }
 
-static void pending_failed(pending *p, aipalq_status st, aipalq_client *c)
+static void pending_failed(pending *p, aipalq_status st, const char *errmsg)
 {
     p->st = st;
-    snprintf(p->errmsg, sizeof p->errmsg, "%s", c ? aipalq_client_errmsg(c) : "out of memory");
+    snprintf(p->errmsg, sizeof p->errmsg, "%s", errmsg);
+}
+
+static const char *client_errmsg(aipalq_client *c)
+{
+    return c ? aipalq_client_errmsg(c) : "out of memory";
 }
 
 /* Enqueues one submission on its own. */
@@ -70,7 +75,7 @@ static void enqueue_one(aipalq_client *c, pending *p)
         c ? aipalq_enqueue(c, p->s.type->name, p->s.params, p->s.opts, p->id, &p->created)
           : AIPALQ_ENOMEM;
     if (st != AIPALQ_OK)
-        pending_failed(p, st, c);
+        pending_failed(p, st, client_errmsg(c));
 }
 
 static aipalq_status enqueue_together(aipalq_client *c, aipalq_batch *b, api_request **rqs,
@@ -110,15 +115,19 @@ static void run_submits(api_request **rqs, size_t n)
     aipalq_client *c = tlclient_get();
     aipalq_batch *b = c ? aipalq_batch_new() : NULL;
     aipalq_status st = b ? enqueue_together(c, b, rqs, n) : AIPALQ_ENOMEM;
+    char errmsg[256] = "";
+    if (st != AIPALQ_OK) /* kept before anything else runs on the client */
+        snprintf(errmsg, sizeof errmsg, "%s", client_errmsg(c));
+    bool one_by_one = st != AIPALQ_OK && worth_one_by_one(c, st, n);
     for (size_t i = 0; i < n; i++) {
         pending *p = rqs[i]->work;
         if (st == AIPALQ_OK) {
             snprintf(p->id, sizeof p->id, "%s", aipalq_batch_id(b, i));
             p->created = aipalq_batch_created(b, i);
-        } else if (worth_one_by_one(c, st, n)) {
+        } else if (one_by_one) {
             enqueue_one(c, p);
         } else {
-            pending_failed(p, st, c);
+            pending_failed(p, st, errmsg);
         }
         if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
             existing_status(c, p->id, p->state, sizeof p->state);
