@@ -134,6 +134,17 @@ struct aipalq_opts {
     char *user_id;
 };
 
+/* ----------------------------------------------------------- fork guard */
+
+/* Around every connection set-up (shared) and every fork of a handler
+ * process (exclusive): see fork_guard.c. The parent ends a fork with
+ * aipalq__fork_end, the child with aipalq__fork_end_in_child. */
+void aipalq__connect_begin(void);
+void aipalq__connect_end(void);
+void aipalq__fork_begin(void);
+void aipalq__fork_end(void);
+void aipalq__fork_end_in_child(void);
+
 /* --------------------------------------------------------------- client */
 
 /* A total that aipalq_list_tasks counted, kept for reuse within

@@ -134,7 +134,9 @@ aipalq_status aipalq__pg_ensure(aipalq_client *c)
                           NULL};
     const char *vals[] = {timeout, "libaipalq",     "1",     "10", "5",
                           "3",     c->database_url, options, NULL};
+    aipalq__connect_begin();
     c->pg = PQconnectdbParams(keys, vals, 1);
+    aipalq__connect_end();
     if (!c->pg)
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory connecting to PostgreSQL");
     if (PQstatus(c->pg) != CONNECTION_OK) {

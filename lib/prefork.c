@@ -246,7 +246,12 @@ static bool spawn(aipalq_worker *w, aipalq__child *ch)
         pthread_mutex_unlock(&spawn_lock);
         return false;
     }
+    aipalq__fork_begin(); /* no connection set-up under way: see fork_guard.c */
     pid_t pid = fork();
+    if (pid == 0)
+        aipalq__fork_end_in_child();
+    else
+        aipalq__fork_end();
     if (pid < 0) {
         close(sv[0]);
         close(sv[1]);

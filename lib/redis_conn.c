@@ -97,8 +97,10 @@ aipalq_status aipalq__redis_ensure(aipalq_client *c)
     if (aipalq__redis_url_parse(c->redis_url, &t, err, sizeof err) != AIPALQ_OK)
         return aipalq__fail(c, AIPALQ_EBADURL, "%s", err);
     struct timeval tv = ms_to_tv(c->connect_timeout_ms);
+    aipalq__connect_begin();
     c->redis = t.unix_socket ? redisConnectUnixWithTimeout(t.host, tv)
                              : redisConnectWithTimeout(t.host, t.port, tv);
+    aipalq__connect_end();
     if (!c->redis)
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory connecting to Redis");
     if (c->redis->err) {
