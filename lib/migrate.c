@@ -8,6 +8,7 @@
 
 extern const unsigned char aipalq__migration_001[];
 extern const unsigned char aipalq__migration_002[];
+extern const unsigned char aipalq__migration_003[];
 
 static const struct {
     int version;
@@ -15,6 +16,7 @@ static const struct {
 } migrations[] = {
     {1, aipalq__migration_001},
     {2, aipalq__migration_002},
+    {3, aipalq__migration_003},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

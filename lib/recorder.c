@@ -17,16 +17,45 @@
 
 #define MAX_BATCH 1000
 
-void aipalq__recorder_push(aipalq_worker *w, aipalq__record *r)
+static void append_locked(aipalq_worker *w, aipalq__record *r)
 {
-    pthread_mutex_lock(&w->rec_mu);
+    r->pushed_mono = aipalq__monotonic_ms();
     if (w->rec_tail)
         w->rec_tail->next = r;
     else
         w->rec_head = r;
     w->rec_tail = r;
     w->rec_count++;
+}
+
+void aipalq__recorder_push(aipalq_worker *w, aipalq__record *r)
+{
+    pthread_mutex_lock(&w->rec_mu);
+    r->may_hold = false;
+    append_locked(w, r);
     pthread_cond_signal(&w->rec_cv);
+    pthread_mutex_unlock(&w->rec_mu);
+}
+
+void aipalq__recorder_push_start(aipalq_worker *w, aipalq__record *r)
+{
+    pthread_mutex_lock(&w->rec_mu);
+    r->may_hold = !r->sync && !r->redis_done;
+    append_locked(w, r);
+    if (r->may_hold)
+        w->rec_starts++;
+    else
+        pthread_cond_signal(&w->rec_cv);
+    pthread_mutex_unlock(&w->rec_mu);
+}
+
+void aipalq__recorder_kick(aipalq_worker *w)
+{
+    /* Only a recorder waiting without a deadline needs to learn of starts:
+     * one already waiting for a start's hold to end, or busy, sees them. */
+    pthread_mutex_lock(&w->rec_mu);
+    if (w->rec_idle_wait && w->rec_head)
+        pthread_cond_signal(&w->rec_cv);
     pthread_mutex_unlock(&w->rec_mu);
 }
 
@@ -78,6 +107,8 @@ static char *segment_json(aipalq__record **seg, int n)
         cJSON_AddNumberToObject(o, "att", r->attempt);
         if (r->started)
             cJSON_AddTrueToObject(o, "started");
+        if (r->started_ms > 0)
+            cJSON_AddNumberToObject(o, "st", (double)r->started_ms);
         if (r->result)
             cJSON_AddStringToObject(o, "result", r->result);
         if (r->err)
@@ -352,6 +383,8 @@ static int merge_batch(aipalq__record **batch, int n, id_table *t)
         bool start_then_release = prev_start && strcmp(r->kind, "released") == 0;
         if ((prev_start || prev_progress) && is_outcome(r) && !r->redis_done &&
             !start_then_release) {
+            if (!r->started && (prev_start || prev->started))
+                r->started_ms = prev->started_ms;
             r->started = r->started || prev_start || prev->started;
             batch[t->slot[h] - 1] = NULL;
             aipalq__record_free(prev);
@@ -430,25 +463,90 @@ static void write_batch(aipalq_worker *w, aipalq_client *c, aipalq__record **bat
         aipalq__record_free(batch[i]);
 }
 
+/* Under rec_mu: waits until there is something to write now: any record but
+ * a start, a start whose hold has ended, or a stop. Returns false when
+ * stopping with nothing left. */
+static bool wait_for_records(aipalq_worker *w)
+{
+    for (;;) {
+        bool stopping = atomic_load(&w->recorder_stop) != 0;
+        if (!w->rec_head) {
+            if (stopping)
+                return false;
+            w->rec_idle_wait = true;
+            pthread_cond_wait(&w->rec_cv, &w->rec_mu);
+            w->rec_idle_wait = false;
+            continue;
+        }
+        if (stopping || w->rec_count > w->rec_starts || w->start_hold_ms <= 0)
+            return true;
+        /* Only starts wait: until an outcome comes, or the oldest's hold ends
+         * (starts are queued in the order they were pushed). */
+        int64_t left = w->rec_head->pushed_mono + w->start_hold_ms - aipalq__monotonic_ms();
+        if (left <= 0)
+            return true;
+        aipalq__cond_wait_ms(&w->rec_cv, &w->rec_mu, left);
+    }
+}
+
+/* Splits a batch into the records to write now (kept in batch, in order;
+ * returns how many) and the starts to hold back a while longer (in *held,
+ * in order): those still within their hold whose task has no later record
+ * in the batch. When nothing would be written, nothing is held. */
+static int hold_starts(aipalq_worker *w, aipalq__record **batch, int n, aipalq__record **held,
+                       int *nheld, id_table *t)
+{
+    *nheld = 0;
+    if (w->start_hold_ms <= 0 || atomic_load(&w->recorder_stop))
+        return n;
+    int64_t now = aipalq__monotonic_ms();
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < n; i++)
+        *id_slot(t, batch, batch[i]->id) = i + 1; /* the task's last record */
+    bool *hold = calloc((size_t)n, sizeof *hold);
+    if (!hold)
+        return n;
+    int h = 0;
+    for (int i = 0; i < n; i++) {
+        aipalq__record *r = batch[i];
+        hold[i] = r->may_hold && now - r->pushed_mono < w->start_hold_ms &&
+                  *id_slot(t, batch, r->id) == i + 1;
+        h += hold[i];
+    }
+    int kept = n;
+    if (h > 0 && h < n) {
+        kept = 0;
+        for (int i = 0; i < n; i++) {
+            if (hold[i])
+                held[(*nheld)++] = batch[i];
+            else
+                batch[kept++] = batch[i];
+        }
+    }
+    free(hold);
+    return kept;
+}
+
 static void *recorder_main(void *arg)
 {
     aipalq_worker *w = arg;
     aipalq_client *c = aipalq__worker_client(w);
     aipalq__record **batch = malloc(MAX_BATCH * sizeof *batch);
+    aipalq__record **held = malloc(MAX_BATCH * sizeof *held);
     id_table *table = malloc(sizeof *table);
     for (;;) {
         pthread_mutex_lock(&w->rec_mu);
-        while (!w->rec_head && !atomic_load(&w->recorder_stop))
-            pthread_cond_wait(&w->rec_cv, &w->rec_mu);
-        if (!w->rec_head && atomic_load(&w->recorder_stop)) {
+        if (!wait_for_records(w)) {
             pthread_mutex_unlock(&w->rec_mu);
             break;
         }
         int n = 0;
-        while (w->rec_head && n < MAX_BATCH && batch && table) {
+        while (w->rec_head && n < MAX_BATCH && batch && held && table) {
             aipalq__record *r = w->rec_head;
             w->rec_head = r->next;
             r->next = NULL;
+            if (r->may_hold)
+                w->rec_starts--;
             batch[n++] = r;
         }
         if (!w->rec_head)
@@ -456,7 +554,24 @@ static void *recorder_main(void *arg)
         w->rec_count -= n;
         w->rec_busy = true;
         pthread_mutex_unlock(&w->rec_mu);
-        if (c && batch && table)
+        int nheld = 0;
+        if (n > 0)
+            n = hold_starts(w, batch, n, held, &nheld, table);
+        if (nheld > 0) {
+            /* Back at the front, in order: nothing of their tasks follows them
+             * in this batch, and whatever comes later comes after them. */
+            pthread_mutex_lock(&w->rec_mu);
+            held[nheld - 1]->next = w->rec_head;
+            for (int i = nheld - 2; i >= 0; i--)
+                held[i]->next = held[i + 1];
+            if (!w->rec_head)
+                w->rec_tail = held[nheld - 1];
+            w->rec_head = held[0];
+            w->rec_count += nheld;
+            w->rec_starts += nheld;
+            pthread_mutex_unlock(&w->rec_mu);
+        }
+        if (c && n > 0)
             write_batch(w, c, batch, n, table);
         pthread_mutex_lock(&w->rec_mu);
         w->rec_busy = false;
@@ -464,6 +579,7 @@ static void *recorder_main(void *arg)
         pthread_mutex_unlock(&w->rec_mu);
     }
     free(batch);
+    free(held);
     free(table);
     aipalq_client_free(c);
     return NULL;

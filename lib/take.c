@@ -74,7 +74,8 @@ static aipalq_status take_queue(aipalq_worker *w, aipalq_client *c, const char *
             aipalq__job_destroy(job);
             continue;
         }
-        aipalq__recorder_push(w, run);
+        run->started_ms = aipalq__now_ms();
+        aipalq__recorder_push_start(w, run);
         jobs[(*njobs)++] = job;
     }
     freeReplyObject(r);

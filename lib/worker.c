@@ -144,7 +144,6 @@ aipalq_worker *aipalq_worker_new(aipalq_client *client)
     snprintf(w->id, sizeof w->id, "%.64s:%d:%.8s", w->host, (int)getpid(), rnd + 28);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->slot_cv, NULL);
-    pthread_cond_init(&w->ready_cv, NULL);
     pthread_mutex_init(&w->rec_mu, NULL);
     pthread_cond_init(&w->rec_cv, NULL);
     pthread_cond_init(&w->rec_idle_cv, NULL);
@@ -382,6 +381,8 @@ static aipalq_status start_runtime(aipalq_worker *w)
     if (!w->main)
         return werr(w, AIPALQ_ENOMEM, "out of memory");
     w->started_ms = aipalq__now_ms();
+    w->start_hold_ms =
+        AIPALQ__START_HOLD_MS < w->lease_ms / 10 ? AIPALQ__START_HOLD_MS : w->lease_ms / 10;
     atomic_store(&w->last_progress_mono, aipalq__monotonic_ms());
     if (aipalq__recorder_start(w) != AIPALQ_OK)
         return werr(w, AIPALQ_ENOMEM, "cannot start the recorder thread");
@@ -419,8 +420,18 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+/* Under mu: hands a job to the slot thread that went idle last (its caches
+ * are the warmest), waking that thread alone; queues it when none waits. */
 static void push_ready(aipalq_worker *w, aipalq_job *job)
 {
+    aipalq__slot_waiter *idle = w->idle_slots;
+    if (idle) {
+        w->idle_slots = idle->next;
+        idle->next = NULL;
+        idle->job = job;
+        pthread_cond_signal(&idle->cv);
+        return;
+    }
     job->next_ready = NULL;
     if (w->ready_tail)
         w->ready_tail->next_ready = job;
@@ -430,11 +441,33 @@ static void push_ready(aipalq_worker *w, aipalq_job *job)
     w->nready++;
 }
 
+void aipalq__wake_idle_slots(aipalq_worker *w)
+{
+    for (aipalq__slot_waiter *s = w->idle_slots; s; s = s->next)
+        pthread_cond_signal(&s->cv);
+}
+
 /* Under mu: the next job for a slot, or NULL when stopping. */
 aipalq_job *aipalq__pop_ready(aipalq_worker *w)
 {
-    while (!w->ready_head && !w->stop)
-        pthread_cond_wait(&w->ready_cv, &w->mu);
+    if (!w->ready_head && !w->stop) {
+        aipalq__slot_waiter me = {.job = NULL, .next = w->idle_slots};
+        pthread_cond_init(&me.cv, NULL);
+        w->idle_slots = &me;
+        while (!me.job && !w->stop)
+            pthread_cond_wait(&me.cv, &w->mu);
+        if (!me.job) {
+            /* Stopping: leave the stack (nobody handed us a job). */
+            for (aipalq__slot_waiter **p = &w->idle_slots; *p; p = &(*p)->next)
+                if (*p == &me) {
+                    *p = me.next;
+                    break;
+                }
+        }
+        pthread_cond_destroy(&me.cv);
+        if (me.job)
+            return me.job;
+    }
     aipalq_job *job = w->ready_head;
     if (!job)
         return NULL;
@@ -547,10 +580,10 @@ static int dispatch_once(aipalq_worker *w, int64_t *next_due)
         w->nrunning++;
         push_ready(w, jobs[i]);
     }
-    if (n > 0)
-        pthread_cond_broadcast(&w->ready_cv);
     pthread_mutex_unlock(&w->mu);
     free(jobs);
+    if (n > 0)
+        aipalq__recorder_kick(w); /* the starts, once the handlers have their jobs */
     if (st != AIPALQ_OK && n == 0) {
         aipalq__worker_set_err(w, "%s", aipalq_client_errmsg(w->main));
         return -1;
@@ -635,7 +668,7 @@ static void shutdown_slots(aipalq_worker *w)
     }
     w->ready_tail = NULL;
     w->nready = 0;
-    pthread_cond_broadcast(&w->ready_cv);
+    aipalq__wake_idle_slots(w);
     while (w->nrunning > 0 && aipalq__monotonic_ms() < deadline && w->stop != 2) {
         aipalq__cond_wait_ms(&w->slot_cv, &w->mu, 100);
     }
@@ -682,7 +715,7 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
     shutdown_slots(w);
     bool all_joined = true;
     pthread_mutex_lock(&w->mu);
-    pthread_cond_broadcast(&w->ready_cv);
+    aipalq__wake_idle_slots(w);
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < w->nslot_threads; i++) {
         /* In thread mode a handler past the deadline may still run; its
@@ -733,6 +766,7 @@ aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_jo
             pthread_mutex_lock(&w->mu);
             aipalq__inflight_add(w, job);
             pthread_mutex_unlock(&w->mu);
+            aipalq__recorder_kick(w);
             *job_out = job;
             return AIPALQ_OK;
         }
@@ -776,7 +810,6 @@ void aipalq_worker_free(aipalq_worker *w)
     aipalq_client_free(w->cfg);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->slot_cv);
-    pthread_cond_destroy(&w->ready_cv);
     pthread_mutex_destroy(&w->rec_mu);
     pthread_cond_destroy(&w->rec_cv);
     pthread_cond_destroy(&w->rec_idle_cv);

@@ -17,6 +17,11 @@
 /* Records waiting for the recorder beyond which the dispatcher stops taking
  * work (PostgreSQL is slow or down: do not run what cannot be recorded). */
 #define AIPALQ__RECORDER_BACKLOG 4000
+/* How long the recorder may hold a delivery's start record back, waiting for
+ * its outcome: a task that ends within it costs one row update and one event
+ * row (start and outcome folded), not two of each. At most a tenth of the
+ * lease, so a start is always written long before its lease could expire. */
+#define AIPALQ__START_HOLD_MS 10
 /* How long a prefork handler may ignore a cancel before it is killed. */
 #define AIPALQ__CANCEL_GRACE_MS 5000
 
@@ -68,9 +73,12 @@ typedef struct aipalq__record {
     char *result, *err, *detail, *msg;
     int64_t run_at_ms; /* retrying: when due */
     int pct;
-    int64_t ttl_ms;  /* outcome cache TTL in Redis */
-    bool redis_done; /* Redis already settled (reclaims made by the take script) */
-    bool started;    /* an outcome that also carries its delivery's start */
+    int64_t ttl_ms;      /* outcome cache TTL in Redis */
+    bool redis_done;     /* Redis already settled (reclaims made by the take script) */
+    bool started;        /* an outcome that also carries its delivery's start */
+    int64_t started_ms;  /* running, or an outcome carrying its start: Unix ms of the start */
+    int64_t pushed_mono; /* when it was pushed (monotonic ms) */
+    bool may_hold;       /* a start the recorder may hold back (counted in rec_starts) */
     /* Step API: the caller waits for this record to be written. */
     struct aipalq__sync *sync;
     struct aipalq__record *next;
@@ -84,6 +92,14 @@ typedef struct aipalq__sync {
     aipalq_status status;
     char message[256];
 } aipalq__sync;
+
+/* A slot thread waiting for a job: the dispatcher hands a job to the most
+ * recently idle one directly and wakes only that thread. */
+typedef struct aipalq__slot_waiter {
+    pthread_cond_t cv;
+    aipalq_job *job;
+    struct aipalq__slot_waiter *next;
+} aipalq__slot_waiter;
 
 typedef struct aipalq__handler {
     char type[AIPALQ_MAX_NAME_LEN + 1];
@@ -120,10 +136,10 @@ struct aipalq_worker {
     aipalq_client *main; /* dispatcher / step caller */
     /* Shared state, guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t slot_cv;  /* a handler slot freed, or stop */
-    pthread_cond_t ready_cv; /* a job is ready for a handler, or stop */
-    aipalq_job *inflight;    /* every leased job */
-    aipalq_job *ready_head, *ready_tail;
+    pthread_cond_t slot_cv;              /* a handler slot freed, or stop */
+    aipalq__slot_waiter *idle_slots;     /* slot threads waiting for a job (a stack) */
+    aipalq_job *inflight;                /* every leased job */
+    aipalq_job *ready_head, *ready_tail; /* jobs no idle slot was waiting for */
     int nready, nrunning;
     /* 0 run, 1 graceful, 2 fast. Written by aipalq_worker_stop from any
      * thread or a signal handler, read by the slot, handler and heartbeat
@@ -145,7 +161,10 @@ struct aipalq_worker {
     pthread_cond_t rec_idle_cv;
     aipalq__record *rec_head, *rec_tail;
     int rec_count;
+    int rec_starts; /* start records among rec_count (which may wait) */
     bool rec_busy;
+    bool rec_idle_wait; /* the recorder waits with nothing queued, no deadline */
+    int64_t start_hold_ms;
     atomic_int recorder_stop;
     /* Counters. */
     atomic_llong n_completed, n_failed, n_retried, n_cancelled, n_stale, n_running;
@@ -164,6 +183,8 @@ const aipalq__handler *aipalq__worker_handler(const aipalq_worker *w, const char
 void aipalq__slot_done(aipalq_worker *w, aipalq_job *job);
 /* Under mu: the next job for a slot, or NULL when stopping. */
 aipalq_job *aipalq__pop_ready(aipalq_worker *w);
+/* Under mu: wakes every slot thread waiting for a job (to see a stop). */
+void aipalq__wake_idle_slots(aipalq_worker *w);
 /* The body of a slot thread: takes ready jobs until stopped, runs each with
  * run(w, job, ctx), hands back those that must not run, frees the slots. */
 typedef void (*aipalq__run_fn)(aipalq_worker *w, aipalq_job *job, void *ctx);
@@ -202,6 +223,11 @@ aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t 
 /* recorder.c */
 aipalq_status aipalq__recorder_start(aipalq_worker *w);
 void aipalq__recorder_push(aipalq_worker *w, aipalq__record *r);
+/* Pushes a delivery's start record without waking the recorder: it may wait
+ * up to the worker's start hold for the outcome, to write both as one. The
+ * caller calls aipalq__recorder_kick once it has handed the jobs on. */
+void aipalq__recorder_push_start(aipalq_worker *w, aipalq__record *r);
+void aipalq__recorder_kick(aipalq_worker *w);
 /* Waits until every pushed record has been written (or gives up at
  * deadline_mono). */
 void aipalq__recorder_drain(aipalq_worker *w, int64_t deadline_mono);

@@ -152,6 +152,113 @@ START_TEST(test_newer_schema_refused)
 }
 END_TEST
 
+/* Runs SQL on a connection of its own; fails the test on an error. */
+static void exec_on(const char *db_url, const char *sql)
+{
+    PGconn *pg = PQconnectdb(db_url);
+    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PGresult *res = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
+                  "%.200s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(pg);
+}
+
+/* A migration file of the source tree, malloc'd. */
+static char *migration_file(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lib/migrations/%s", AIPALQ_SOURCE_ROOT, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *sql = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(sql);
+    ck_assert_int_eq((long)fread(sql, 1, (size_t)len, f), len);
+    sql[len] = '\0';
+    fclose(f);
+    return sql;
+}
+
+/* A database left at schema version 2 by an older library, with a task and
+ * its history, is upgraded in place: the history is kept, and the new
+ * aipalq_record folds a start into its outcome (one event carrying
+ * started_at) and still takes records without a start time. */
+START_TEST(test_upgrade_from_v2)
+{
+    char *url = tu_db_create("v2");
+    exec_on(url, "CREATE TABLE aipalq_schema (version integer PRIMARY KEY,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())");
+    const char *files[] = {"001_schema.sql", "002_record_plpgsql.sql"};
+    for (int i = 0; i < 2; i++) {
+        char *sql = migration_file(files[i]);
+        exec_on(url, sql);
+        free(sql);
+        char v[64];
+        snprintf(v, sizeof v, "INSERT INTO aipalq_schema (version) VALUES (%d)", i + 1);
+        exec_on(url, v);
+    }
+    exec_on(url, "SELECT aipalq_ensure_partitions()");
+    const char *a = "01900000-0000-7000-8000-00000000000a";
+    const char *b = "01900000-0000-7000-8000-00000000000b";
+    exec_on(url, "INSERT INTO aipalq_tasks (id, type, queue) VALUES"
+                 " ('01900000-0000-7000-8000-00000000000a', 't', 'q'),"
+                 " ('01900000-0000-7000-8000-00000000000b', 't', 'q')");
+    /* Version 2's function: a start, as an older worker records it. */
+    exec_on(url, "SELECT * FROM aipalq_record('[{\"id\":\"01900000-0000-7000-8000-00000000000a\","
+                 "\"k\":\"running\",\"tok\":1,\"att\":1,\"pct\":0}]', 'old')");
+    aipalq_client *c = client_on(url);
+    int v = -1;
+    ASSERT_OK(c, aipalq_schema_version(c, &v));
+    ck_assert_int_eq(v, 2);
+    ASSERT_OK(c, aipalq_migrate(c));
+    ASSERT_OK(c, aipalq_schema_version(c, &v));
+    ck_assert_int_eq(v, AIPALQ_SCHEMA_VERSION);
+    ck_assert_int_eq(scalar(url, "SELECT count(*) FROM aipalq_schema"), AIPALQ_SCHEMA_VERSION);
+    /* The old history is there, without a start time of its own. */
+    ck_assert_int_eq(scalar(url, "SELECT count(*) FROM aipalq_events WHERE to_status = 'running'"
+                                 " AND started_at IS NULL"),
+                     1);
+    /* An outcome of the running task, without a start (an older worker). */
+    exec_on(url, "SELECT * FROM aipalq_record('[{\"id\":\"01900000-0000-7000-8000-00000000000a\","
+                 "\"k\":\"completed\",\"tok\":1,\"att\":1,\"result\":\"1\",\"pct\":0}]', 'old')");
+    /* A start folded into its outcome, with its start time. */
+    exec_on(url, "SELECT * FROM aipalq_record('[{\"id\":\"01900000-0000-7000-8000-00000000000b\","
+                 "\"k\":\"completed\",\"tok\":1,\"att\":1,\"started\":true,"
+                 "\"st\":1700000000123,\"result\":\"2\",\"pct\":0}]', 'new')");
+    ck_assert_int_eq(scalar(url, "SELECT count(*) FROM aipalq_tasks WHERE status = 'completed'"),
+                     2);
+    /* Task b: one event, from pending, with the start time the worker sent,
+     * which is also the row's. Task a: the outcome of a start written alone. */
+    const struct {
+        const char *id, *where;
+        long long want;
+    } checks[] = {
+        {b,
+         "aipalq_events WHERE from_status = 'pending' AND to_status = 'completed'"
+         " AND started_at = to_timestamp(1700000000.123) AND task_id",
+         1},
+        {b, "aipalq_events WHERE task_id", 1},
+        {b, "aipalq_tasks WHERE started_at = to_timestamp(1700000000.123) AND id", 1},
+        {a,
+         "aipalq_events WHERE from_status = 'running' AND to_status = 'completed'"
+         " AND started_at IS NULL AND task_id",
+         1},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s = '%s'", checks[i].where, checks[i].id);
+        ck_assert_msg(scalar(url, sql) == checks[i].want, "%s", sql);
+    }
+    /* Again: nothing changes, nothing fails. */
+    ASSERT_OK(c, aipalq_migrate(c));
+    aipalq_client_free(c);
+    tu_db_drop(url);
+}
+END_TEST
+
 START_TEST(test_unreachable_database)
 {
     char url[128];
@@ -175,6 +282,7 @@ int main(void)
     tcase_add_test(tc, test_fresh_database);
     tcase_add_test(tc, test_concurrent_migrations);
     tcase_add_test(tc, test_newer_schema_refused);
+    tcase_add_test(tc, test_upgrade_from_v2);
     tcase_add_test(tc, test_unreachable_database);
     suite_add_tcase(s, tc);
     return tu_run(s);

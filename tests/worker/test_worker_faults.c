@@ -15,9 +15,7 @@ static const char *const modes[] = {"threads", "prefork"};
 
 static char *events_of(const char *id)
 {
-    return wt_sql_text("SELECT coalesce(string_agg(to_status, ',' ORDER BY id), '') "
-                       "FROM aipalq_events WHERE task_id = '%s'",
-                       id);
+    return wt_history(id);
 }
 
 static long long count_events(const char *id, const char *to_status)
@@ -73,21 +71,17 @@ START_TEST(test_retries_with_backoff)
         ck_assert_msg(starts[n + 1] > 0 && between >= delay[n],
                       "attempt %d started %lld ms after attempt %d, want >= %lld", n + 2, between,
                       n + 1, (long long)delay[n]);
-        long long gap =
-            wt_sql_int("WITH e AS (SELECT to_status, at, row_number() OVER (ORDER BY id) AS i "
-                       "FROM aipalq_events WHERE task_id = '%s') "
-                       "SELECT (extract(epoch FROM (SELECT at FROM e WHERE i = %d) - "
-                       "(SELECT at FROM e WHERE i = %d)) * 1000)::bigint",
-                       id, 2 * n + 3, 2 * n + 2);
+        long long gap = wt_sql_int("WITH e AS (SELECT * FROM " WT_HISTORY ") "
+                                   "SELECT (extract(epoch FROM (SELECT at FROM e WHERE i = %d) - "
+                                   "(SELECT at FROM e WHERE i = %d)) * 1000)::bigint",
+                                   id, id, 2 * n + 3, 2 * n + 2);
         ck_assert_msg(gap >= delay[n] - 150 && gap <= delay[n] + 2500,
                       "retry %d started %lld ms after the failure, want about %lld", n + 1, gap,
                       (long long)delay[n]);
         /* The attempt numbers of the events. */
-        ck_assert_int_eq(wt_sql_int("SELECT attempt FROM (SELECT attempt, row_number() OVER "
-                                    "(ORDER BY id) AS i FROM aipalq_events WHERE task_id = '%s') e "
-                                    "WHERE i = %d",
-                                    id, 2 * n + 2),
-                         n + 1);
+        ck_assert_int_eq(
+            wt_sql_int("SELECT attempt FROM " WT_HISTORY " WHERE i = %d", id, id, 2 * n + 2),
+            n + 1);
     }
     /* Redis holds nothing of it but the cached outcome. */
     int64_t r, s, l;

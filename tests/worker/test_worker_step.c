@@ -136,9 +136,7 @@ START_TEST(test_complete)
     aipalq_task_free(t);
     ck_assert_int_eq(wt_sql_int("SELECT (result->>'x')::int FROM aipalq_tasks WHERE id = '%s'", id),
                      1);
-    char *evs = wt_sql_text("SELECT string_agg(to_status, ',' ORDER BY id) FROM aipalq_events "
-                            "WHERE task_id = '%s'",
-                            id);
+    char *evs = wt_history(id);
     ck_assert_str_eq(evs, "running,completed");
     free(evs);
     /* Redis: nothing left to run, the outcome cached. */
@@ -218,9 +216,7 @@ START_TEST(test_fail_and_release)
     ck_assert_str_eq(aipalq_task_error_detail(t), "d2");
     aipalq_task_free(t);
     depth_is(&ctx, 0, 0, 0);
-    char *evs = wt_sql_text("SELECT string_agg(to_status, ',' ORDER BY id) FROM aipalq_events "
-                            "WHERE task_id = '%s'",
-                            id);
+    char *evs = wt_history(id);
     ck_assert_str_eq(evs, "running,pending,running,retrying,running,failed");
     free(evs);
 

@@ -353,6 +353,12 @@ char *wt_sql_text(const char *fmt, ...)
     return v;
 }
 
+char *wt_history(const char *id)
+{
+    return wt_sql_text(
+        "SELECT coalesce(string_agg(to_status, ',' ORDER BY i), '') FROM " WT_HISTORY, id, id);
+}
+
 void wt_sql_wait(long long want, int64_t timeout_ms, const char *fmt, ...)
 {
     char sql[4096];

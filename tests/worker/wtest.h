@@ -97,6 +97,21 @@ aipalq_task *wt_get(wt_ctx *ctx, const char *id);
 long long wt_sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The query's single text value, malloc'd ("" for NULL). */
 char *wt_sql_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A task's transitions as a relation e(i, to_status, at, attempt), i from 1
+ * in order, for "FROM " WT_HISTORY with the task id given twice. An outcome
+ * event that carries its delivery's start (started_at: start and outcome
+ * written together, schema 3) counts as a 'running' transition at started_at
+ * followed by the outcome; a 'running' event's time is its started_at. */
+#define WT_HISTORY                                                                                 \
+    "(SELECT row_number() OVER (ORDER BY id, part) AS i, to_status, at, attempt FROM ("            \
+    " SELECT id, 0 AS part, 'running' AS to_status, started_at AS at, attempt"                     \
+    " FROM aipalq_events WHERE task_id = '%s' AND started_at IS NOT NULL"                          \
+    " AND to_status <> 'running'"                                                                  \
+    " UNION ALL SELECT id, 1, to_status, CASE WHEN to_status = 'running'"                          \
+    " THEN coalesce(started_at, at) ELSE at END, attempt"                                          \
+    " FROM aipalq_events WHERE task_id = '%s') h) e"
+/* The task's transitions as "running,completed" (WT_HISTORY); free it. */
+char *wt_history(const char *id);
 /* Polls a one-integer query until it returns `want`; fails after timeout_ms. */
 void wt_sql_wait(long long want, int64_t timeout_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
