@@ -50,6 +50,7 @@ for procs in 1 2; do
   done
 done
 "$bin" latency "$LAT_N" "$LAT_RATE" 8
+ASYNC_COMMIT=1 "$bin" latency "$LAT_N" "$LAT_RATE" 8
 
 # Cost against depth: the same measurements with SCALE_TAKE and (SCALE=1) SCALE_N waiting.
 "$bin" scale "$SCALE_TAKE" "$SCALE_TAKE" "$SCALE_PROCS" "$SCALE_CONC"
