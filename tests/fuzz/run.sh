@@ -55,7 +55,7 @@ api_sources() {
   echo daemons/api/request.c daemons/api/router.c daemons/api/routes.c daemons/api/auth.c \
     daemons/api/cors.c daemons/api/ratelimit.c daemons/api/respond.c daemons/api/fields.c \
     daemons/api/submit.c daemons/api/metrics.c daemons/api/util.c daemons/api/h_tasks.c \
-    daemons/api/h_submit.c "$stubs" \
+    daemons/api/h_submit.c daemons/api/task_body.c "$stubs" \
     daemons/common/catalog_data.c daemons/common/catalog_validate.c \
     daemons/common/catalog_schema.c lib/params.c lib/util.c lib/opts.c lib/state.c lib/status.c
 }
