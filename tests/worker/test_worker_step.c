@@ -264,6 +264,44 @@ static void read_status(const char *path, char *out, size_t len)
 /* A zombie: worker A takes a task with the step API and freezes (SIGSTOP)
  * past its lease; B reclaims and completes it; A wakes up and its complete
  * is rejected with AIPALQ_ESTALE. The row keeps B's result. */
+START_TEST(test_cancel_as_soon_as_taken)
+{
+    /* A worker records a start a little after it begins (a short task's start
+     * and outcome are one record), so the row may still say pending while
+     * the job runs: a cancel must still become a request for that worker,
+     * not a withdrawal that the running job never hears of. */
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"s.t\",\"queue\":\"@Q\"}]");
+    char id[AIPALQ_ID_SIZE];
+    wt_enqueue(&ctx, "s.t", "{}", NULL, id);
+    aipalq_worker *w = step_worker(&ctx);
+    aipalq_job *job = NULL;
+    ASSERT_W(w, aipalq_worker_next(w, 3000, &job), AIPALQ_OK);
+    aipalq_state state = AIPALQ_STATE_PENDING;
+    ASSERT_OK(ctx.c, aipalq_cancel(ctx.c, id, &state));
+    ck_assert_int_eq(state, AIPALQ_STATE_RUNNING);
+    int64_t until = wt_now_ms() + 5000;
+    while (!aipalq_job_cancel_requested(job) && wt_now_ms() < until)
+        wt_sleep_ms(20);
+    ck_assert_int_eq(aipalq_job_cancel_requested(job), 1);
+    /* A request, not a withdrawal: the job may still end as it likes, and
+     * its outcome is recorded (a withdrawal would have refused it). */
+    ASSERT_JOB(job, aipalq_job_complete(job, "{\"done\":true}"), AIPALQ_OK);
+    aipalq_task *t = wt_get(&ctx, id);
+    ck_assert_int_eq(aipalq_task_state(t), AIPALQ_STATE_COMPLETED);
+    ck_assert_int_eq(aipalq_task_cancel_requested(t), 1);
+    aipalq_task_free(t);
+    aipalq_job_free(job);
+    depth_is(&ctx, 0, 0, 0);
+    /* A finished task is not cancellable; the message says what it is. */
+    ck_assert_int_eq(aipalq_cancel(ctx.c, id, &state), AIPALQ_EILLEGAL);
+    ck_assert_msg(tu_contains(aipalq_client_errmsg(ctx.c), "completed"), "%s",
+                  aipalq_client_errmsg(ctx.c));
+    aipalq_worker_free(w);
+    wt_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_zombie_complete_is_stale)
 {
     wt_ctx ctx;
@@ -414,6 +452,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_next_empty_blocks);
     tcase_add_test(tc, test_complete);
     tcase_add_test(tc, test_fail_and_release);
+    tcase_add_test(tc, test_cancel_as_soon_as_taken);
     tcase_add_test(tc, test_zombie_complete_is_stale);
     tcase_add_test(tc, test_held_job_keeps_its_lease);
     tcase_add_test(tc, test_next_sees_expired_lease);
