@@ -291,8 +291,11 @@ await check('keyboard: shortcuts, help, skip link, labelled controls', async () 
   await page.locator('#view-submit').waitFor();
   await page.keyboard.press('1');
   await page.locator('#view-tasks').waitFor();
+  await page.locator('#task-rows tr').first().waitFor(); // the list rendered: its filters stay
   await page.keyboard.press('/');
-  assert(await page.evaluate(() => document.activeElement?.name) === 'status', 'slash does not focus the filters');
+  const focused = await page.waitForFunction(() => document.activeElement?.name === 'status', null, { timeout: 3000 })
+    .then(() => true, () => false);
+  assert(focused, 'slash does not focus the filters');
   await page.keyboard.press('ArrowRight'); // radios: All -> Pending
   await page.waitForFunction(() => /status=pending/.test(location.hash));
   // Tab reaches a task link and Enter opens it
