@@ -57,6 +57,14 @@ static const char *existing_status(aipalq_client *c, const char *id, char *buf, 
     return buf;
 }
 
+/* The generic form answers with the state of a task its idempotency key
+ * matched; the seed's form does not say. */
+static void look_up_existing(aipalq_client *c, pending *p)
+{
+    if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
+        existing_status(c, p->id, p->state, sizeof p->state);
+}
+
 static void pending_failed(pending *p, aipalq_status st, const char *errmsg)
 {
     p->st = st;
@@ -129,8 +137,7 @@ static void run_submits(api_request **rqs, size_t n)
         } else {
             pending_failed(p, st, errmsg);
         }
-        if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
-            existing_status(c, p->id, p->state, sizeof p->state);
+        look_up_existing(c, p);
         if (p->st == AIPALQ_OK) /* logged as such even if the client leaves now */
             rqs[i]->status = accepted_status(p);
     }
@@ -189,30 +196,44 @@ static void submit_pending(api_request *rq, pending *p)
         return;
     aipalq_client *c = tlclient_get();
     enqueue_one(c, p);
-    if (p->st == AIPALQ_OK && !p->created && !p->seed_message)
-        existing_status(c, p->id, p->state, sizeof p->state);
+    look_up_existing(c, p);
     respond_pending(rq, p);
     pending_free(p);
+}
+
+/* A submission that failed its checks: answered with the errors, which it
+ * takes (*errors becomes NULL). Returns NULL. */
+static pending *refuse(api_request *rq, pending *p, cJSON **errors)
+{
+    pending_free(p);
+    respond_validation(rq, *errors);
+    *errors = NULL;
+    return NULL;
+}
+
+/* After parsing: p NULL is a refusal already answered (errors NULL) or a
+ * lack of memory. */
+static void submit_parsed(api_request *rq, pending *p, cJSON *errors)
+{
+    bool refused = !p && !errors;
+    cJSON_Delete(errors);
+    if (p)
+        submit_pending(rq, p);
+    else if (!refused)
+        respond_internal(rq, "out of memory submitting a task");
 }
 
 /* The seed's endpoints: TaskSubmitRequest in, TaskSubmitResponse out. */
 static void submit_seed(api_request *rq, const char *type_name, const char *message)
 {
-    cJSON *errors = cJSON_CreateArray();
     pending *p = calloc(1, sizeof *p);
-    if (!p) {
-        cJSON_Delete(errors);
-        respond_internal(rq, "out of memory submitting a task");
-        return;
+    cJSON *errors = cJSON_CreateArray();
+    if (p) {
+        p->seed_message = message;
+        if (!submission_parse_seed(rq->json, catalog_find(type_name), &p->s, errors))
+            p = refuse(rq, p, &errors);
     }
-    p->seed_message = message;
-    if (!submission_parse_seed(rq->json, catalog_find(type_name), &p->s, errors)) {
-        pending_free(p);
-        respond_validation(rq, errors);
-        return;
-    }
-    cJSON_Delete(errors);
-    submit_pending(rq, p);
+    submit_parsed(rq, p, errors);
 }
 
 void h_submit_ari(api_request *rq)
@@ -236,20 +257,11 @@ void h_submit_task(api_request *rq)
         respond_field_error(rq, "body", "is required (a JSON object with type and params)");
         return;
     }
-    cJSON *errors = cJSON_CreateArray();
     pending *p = calloc(1, sizeof *p);
-    if (!p) {
-        cJSON_Delete(errors);
-        respond_internal(rq, "out of memory submitting a task");
-        return;
-    }
-    if (!submission_parse(rq->json, "", rq_header(rq, "Idempotency-Key"), &p->s, errors)) {
-        pending_free(p);
-        respond_validation(rq, errors);
-        return;
-    }
-    cJSON_Delete(errors);
-    submit_pending(rq, p);
+    cJSON *errors = cJSON_CreateArray();
+    if (p && !submission_parse(rq->json, "", rq_header(rq, "Idempotency-Key"), &p->s, errors))
+        p = refuse(rq, p, &errors);
+    submit_parsed(rq, p, errors);
 }
 
 int h_submit_start(const api_config *cfg)
