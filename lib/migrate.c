@@ -9,6 +9,7 @@
 extern const unsigned char aipalq__migration_001[];
 extern const unsigned char aipalq__migration_002[];
 extern const unsigned char aipalq__migration_003[];
+extern const unsigned char aipalq__migration_004[];
 
 static const struct {
     int version;
@@ -17,6 +18,7 @@ static const struct {
     {1, aipalq__migration_001},
     {2, aipalq__migration_002},
     {3, aipalq__migration_003},
+    {4, aipalq__migration_004},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
