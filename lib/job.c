@@ -85,7 +85,6 @@ aipalq_job *aipalq__job_new(aipalq_worker *w, const char *queue, const char *pay
         /* Taken from a shared queue by a worker that does not know the type:
          * the job fails without a handler, with neutral settings. */
         memset(&job->settings, 0, sizeof job->settings);
-        job->settings.result_ttl_ms = 3600 * 1000;
     }
     job->taken_mono = aipalq__monotonic_ms();
     return job;
@@ -248,7 +247,7 @@ aipalq__record *aipalq__record_new(const char *kind, const aipalq_job *job)
         snprintf(r->queue, sizeof r->queue, "%s", job->queue);
         r->token = job->token;
         r->attempt = job->attempt;
-        r->ttl_ms = job->settings.result_ttl_ms > 0 ? job->settings.result_ttl_ms : 3600000;
+        r->ttl_ms = job->settings.result_ttl_ms;
     }
     return r;
 }

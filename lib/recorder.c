@@ -126,7 +126,8 @@ static char *segment_json(aipalq__record **seg, int n)
     return s;
 }
 
-/* The outcome cached in Redis for a final record. */
+/* The copy of a final record's outcome that Redis keeps for ttl_ms, when
+ * its type asks for one. */
 static char *done_json(const aipalq__record *r, const char *status)
 {
     cJSON *o = cJSON_CreateObject();
@@ -175,7 +176,7 @@ static aipalq_status settle(aipalq_worker *w, aipalq_client *c, settle_item *ite
                 arg = malloc(24);
                 if (arg)
                     snprintf(arg, 24, "%lld", (long long)r->run_at_ms);
-            } else if (strcmp(items[j].outcome, "release") != 0) {
+            } else if (strcmp(items[j].outcome, "release") != 0 && r->ttl_ms > 0) {
                 arg = done_json(r, items[j].status);
             } else {
                 arg = aipalq__strdup("");

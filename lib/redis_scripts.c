@@ -13,7 +13,8 @@
  *   cancel    SET   ids of leased tasks whose cancel was requested
  *   seq       STR   FIFO counter
  *   wake      LIST  tokens that wake blocked workers (BLPOP), capped
- *   done      HASH  id -> final outcome JSON, the result cache
+ *   done      HASH  id -> final outcome JSON: copies kept for a type's result
+ *                   TTL, and outcomes Redis decided first (expired leases)
  *   done_exp  ZSET  id -> Unix ms when the cached outcome expires
  *
  * A delivery's fencing token is epoch * 1e6 + deliveries: deliveries counts
@@ -48,8 +49,10 @@
     "  redis.call('HDEL', KEYS[5], id)\n"                                                          \
     "  redis.call('SREM', KEYS[6], id)\n"                                                          \
     "  redis.call('ZREM', KEYS[3], id)\n"                                                          \
-    "  redis.call('HSET', KEYS[9], id, outcome)\n"                                                 \
-    "  redis.call('ZADD', KEYS[10], now + ttl, id)\n"                                              \
+    "  if ttl > 0 then\n"                                                                          \
+    "    redis.call('HSET', KEYS[9], id, outcome)\n"                                               \
+    "    redis.call('ZADD', KEYS[10], now + ttl, id)\n"                                            \
+    "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "local function expire_done(now)\n"                                                            \
     "  local old = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 1000)\n"         \
@@ -63,7 +66,9 @@
 /* ARGV: now_ms, then per task 7 values: id, payload, priority, run_at_ms,
  * epoch, attempts, max_retries. A task Redis already holds is skipped, which
  * makes dispatch safe to repeat (reconciler, outbox relay, retries of a
- * failed pipeline). Returns how many tasks were added. */
+ * failed pipeline). A copy of an earlier outcome can only exist for a task
+ * dispatched again (epoch > 0: reconciler, retry), so only those look for
+ * one. Returns how many tasks were added. */
 static const char dispatch_lua[] =
     LUA_PRELUDE "local now = tonumber(ARGV[1])\n"
                 "local added, ready = 0, 0\n"
@@ -73,8 +78,10 @@ static const char dispatch_lua[] =
                 "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
                 "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
                 "    redis.call('HSET', KEYS[4], id, ARGV[i+1])\n"
-                "    redis.call('HDEL', KEYS[9], id)\n"
-                "    redis.call('ZREM', KEYS[10], id)\n"
+                "    if ep ~= '0' then\n"
+                "      redis.call('HDEL', KEYS[9], id)\n"
+                "      redis.call('ZREM', KEYS[10], id)\n"
+                "    end\n"
                 "    if runat > now then\n"
                 "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, 0))\n"
                 "      redis.call('ZADD', KEYS[2], runat, id)\n"
@@ -186,11 +193,13 @@ static const char take_lua[] = LUA_PRELUDE
     "if more_expired then next_due = now end\n"
     "return {taken, reclaimed, next_due}\n";
 
-/* Finds the meta of a leased task whose current delivery has token `tok`. */
+/* Finds the meta of a leased task whose current delivery has token `tok`.
+ * State 'r' and an entry in leases go together: every script that ends a
+ * lease also changes the meta, so the meta alone answers. */
 #define LUA_LEASED                                                                                 \
     "local function leased(id, tok)\n"                                                             \
     "  local m = redis.call('HGET', KEYS[5], id)\n"                                                \
-    "  if not m or not redis.call('ZSCORE', KEYS[3], id) then return nil end\n"                    \
+    "  if not m then return nil end\n"                                                             \
     "  local st, att, ep, prio, maxr, dlv = parse(m)\n"                                            \
     "  if st ~= 'r' or ep * 1000000 + dlv ~= tok then return nil end\n"                            \
     "  return att, ep, prio, maxr, dlv\n"                                                          \

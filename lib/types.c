@@ -18,7 +18,7 @@ static void type_defaults(aipalq__type *t)
     t->backoff_jitter_percent = 10;
     t->soft_limit_ms = 25 * MINUTE_MS;
     t->hard_limit_ms = 30 * MINUTE_MS;
-    t->result_ttl_ms = 60 * MINUTE_MS;
+    t->result_ttl_ms = 0; /* PostgreSQL holds every outcome; no copy in Redis */
 }
 
 const aipalq__type *aipalq__types_find(const aipalq__types *types, const char *name)
@@ -78,8 +78,9 @@ static aipalq_status check_type(aipalq_client *c, const aipalq__type *t, const c
         (t->hard_limit_ms > 0 && t->soft_limit_ms > t->hard_limit_ms))
         return aipalq__fail(c, AIPALQ_EINVAL, "%stype %s: time limits need 0 <= soft <= hard",
                             where, t->name);
-    if (t->result_ttl_ms < 1000)
-        return aipalq__fail(c, AIPALQ_EINVAL, "%stype %s: result TTL must be at least 1000 ms",
+    if (t->result_ttl_ms != 0 && t->result_ttl_ms < 1000)
+        return aipalq__fail(c, AIPALQ_EINVAL,
+                            "%stype %s: result TTL must be 0 (no copy in Redis) or at least 1000 ms",
                             where, t->name);
     return AIPALQ_OK;
 }

@@ -73,7 +73,7 @@ typedef struct aipalq__record {
     char *result, *err, *detail, *msg;
     int64_t run_at_ms; /* retrying: when due */
     int pct;
-    int64_t ttl_ms;      /* outcome cache TTL in Redis */
+    int64_t ttl_ms;      /* how long Redis keeps a copy of the outcome; 0: none */
     bool redis_done;     /* Redis already settled (reclaims made by the take script) */
     bool started;        /* an outcome that also carries its delivery's start */
     int64_t started_ms;  /* running, or an outcome carrying its start: Unix ms of the start */

@@ -77,7 +77,7 @@ START_TEST(test_define_defaults)
     ck_assert_int_eq((int)num(t, "backoff_jitter_percent"), 10);
     ck_assert_int_eq((int64_t)num(t, "soft_time_limit_ms"), 25 * 60000);
     ck_assert_int_eq((int64_t)num(t, "hard_time_limit_ms"), 30 * 60000);
-    ck_assert_int_eq((int64_t)num(t, "result_ttl_ms"), 3600000);
+    ck_assert_int_eq((int64_t)num(t, "result_ttl_ms"), 0);
     cJSON_Delete(all);
     aipalq_client_free(c);
 }
@@ -129,6 +129,8 @@ START_TEST(test_setters)
     ASSERT_OK(c, aipalq_type_set_time_limits(c, "t", 5000, 0));
     ASSERT_OK(c, aipalq_type_set_max_retries(c, "t", 0));
     ASSERT_OK(c, aipalq_type_set_backoff(c, "t", 0, 0, 0));
+    /* A result TTL of 0 keeps no copy of outcomes in Redis. */
+    ASSERT_OK(c, aipalq_type_set_result_ttl(c, "t", 0));
     aipalq_client_free(c);
 }
 END_TEST
@@ -151,6 +153,7 @@ START_TEST(test_setters_refuse_bad_values)
     ASSERT_ST(c, aipalq_type_set_time_limits(c, "t", -1, 2000), AIPALQ_EINVAL);
     ASSERT_ST(c, aipalq_type_set_time_limits(c, "t", 0, -1), AIPALQ_EINVAL);
     ASSERT_ST(c, aipalq_type_set_result_ttl(c, "t", 999), AIPALQ_EINVAL);
+    ASSERT_ST(c, aipalq_type_set_result_ttl(c, "t", 1), AIPALQ_EINVAL);
     ASSERT_ST(c, aipalq_type_set_result_ttl(c, "t", -1), AIPALQ_EINVAL);
     ck_assert_str_ne(aipalq_client_errmsg(c), "");
     /* Nothing changed. */

@@ -217,8 +217,12 @@ AIPALQ_API aipalq_status aipalq_type_set_backoff(aipalq_client *client, const ch
 /* soft_ms <= hard_ms; 0 disables a limit. */
 AIPALQ_API aipalq_status aipalq_type_set_time_limits(aipalq_client *client, const char *name,
                                                      int64_t soft_ms, int64_t hard_ms);
-/* How long the result stays cached in Redis after the task ends (PostgreSQL
- * keeps it until retention removes the row). */
+/* How long Redis keeps a copy of a finished task's outcome (status, error,
+ * result) in the queue's hash <ns>:{queue}:done, for consumers that read
+ * results from Redis. 0, the default, keeps none: PostgreSQL holds every
+ * outcome until retention removes the row, and aipalq_get reads it there.
+ * The copy costs Redis memory (throughput x TTL) and about a fifth of Redis's
+ * work per task. ttl_ms: 0, or at least 1000. */
 AIPALQ_API aipalq_status aipalq_type_set_result_ttl(aipalq_client *client, const char *name,
                                                     int64_t ttl_ms);
 

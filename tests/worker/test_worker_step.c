@@ -89,6 +89,10 @@ START_TEST(test_next_empty_blocks)
     ck_assert_str_eq(aipalq_job_id(job), id);
     ASSERT_JOB(job, aipalq_job_complete(job, NULL), AIPALQ_OK);
     aipalq_job_free(job);
+    /* A type without a result TTL leaves no copy of the outcome in Redis. */
+    char key[200];
+    snprintf(key, sizeof key, "%s:{%s}:done", ctx.ns, ctx.queue);
+    ck_assert_int_eq(tu_redis_int("HLEN %s", key), 0);
     aipalq_worker_free(w);
     wt_end(&ctx);
 }
@@ -97,7 +101,8 @@ END_TEST
 START_TEST(test_complete)
 {
     wt_ctx ctx;
-    wt_begin(&ctx, "[{\"name\":\"s.t\",\"queue\":\"@Q\",\"priority\":7,\"max_retries\":4}]");
+    wt_begin(&ctx, "[{\"name\":\"s.t\",\"queue\":\"@Q\",\"priority\":7,\"max_retries\":4,"
+                   "\"result_ttl_ms\":60000}]");
     char id[AIPALQ_ID_SIZE];
     aipalq_opts *o = aipalq_opts_new();
     ASSERT_OK(ctx.c, aipalq_opts_set_user_id(o, "user-9"));
@@ -139,7 +144,7 @@ START_TEST(test_complete)
     char *evs = wt_history(id);
     ck_assert_str_eq(evs, "running,completed");
     free(evs);
-    /* Redis: nothing left to run, the outcome cached. */
+    /* Redis: nothing left to run, a copy of the outcome kept (the type's result TTL). */
     depth_is(&ctx, 0, 0, 0);
     char key[200];
     snprintf(key, sizeof key, "%s:{%s}:done", ctx.ns, ctx.queue);

@@ -407,8 +407,8 @@ class Client:
 
         Settings left as None take the library's defaults (priority 5, max
         retries 3, backoff 60 s doubling up to 1 h with 10% jitter, soft
-        limit 25 min, hard limit 30 min, result TTL 1 h). A time limit of 0
-        disables it.
+        limit 25 min, hard limit 30 min, result TTL 0: no copy of outcomes
+        in Redis, PostgreSQL holds them). A time limit of 0 disables it.
         """
         self.define_types([type_definition(
             name, queue, priority=priority, max_retries=max_retries,
