@@ -126,7 +126,7 @@ static const char depth_lua[] =
     LUA_PRELUDE "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
                 "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
 
-/* ARGV: now_ms, lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
+/* ARGV: now_ms (0: Redis's clock), lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
  * expired leases, then leases up to `max` tasks. Returns
  * {taken, reclaimed, next_due} where taken is a list of
  * {id, payload, attempts, token}, reclaimed a list of
@@ -138,6 +138,10 @@ static const char depth_lua[] =
  * again at once and Redis returns to its baseline soon after a burst. */
 static const char take_lua[] = LUA_PRELUDE
     "local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "if now == 0 then\n"
+    "  local t = redis.call('TIME')\n"
+    "  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "end\n"
     "local ttl = tonumber(ARGV[4])\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)\n"
     "for _, id in ipairs(due) do\n"

@@ -35,22 +35,23 @@ static void record_reclaimed(aipalq_worker *w, const char *queue, const redisRep
     }
 }
 
-/* Takes up to max tasks from one queue. */
-static aipalq_status take_queue(aipalq_worker *w, aipalq_client *c, const char *queue, int max,
-                                aipalq_job **jobs, int *njobs, int64_t *next_due)
+/* The take script's arguments for one queue. now_ms 0 lets the script read
+ * Redis's clock: a take sent behind a BLPOP runs when the BLPOP returns, and
+ * a time taken at sending could be a second old by then. */
+static bool take_args(aipalq_worker *w, aipalq_client *c, const char *queue, int max,
+                      int64_t now_ms, aipalq__argv *args)
 {
-    aipalq__argv args;
-    aipalq__argv_init(&args);
-    redisReply *r = NULL;
-    bool ok = aipalq__push_queue_keys(c, queue, &args) &&
-              aipalq__argv_push_int(&args, aipalq__now_ms()) &&
-              aipalq__argv_push_int(&args, w->lease_ms) && aipalq__argv_push_int(&args, max) &&
-              aipalq__argv_push_int(&args, 3600 * 1000);
-    aipalq_status st = ok ? aipalq__script_call(c, AIPALQ__SCRIPT_TAKE, AIPALQ__NQKEYS, &args, &r)
-                          : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory taking tasks");
-    aipalq__argv_free(&args);
-    if (st != AIPALQ_OK)
-        return st;
+    aipalq__argv_init(args);
+    return aipalq__push_queue_keys(c, queue, args) && aipalq__argv_push_int(args, now_ms) &&
+           aipalq__argv_push_int(args, w->lease_ms) && aipalq__argv_push_int(args, max) &&
+           aipalq__argv_push_int(args, 3600 * 1000);
+}
+
+/* Reads the take script's reply (and frees it): jobs to *jobs, their running
+ * records and reclaimed leases to the recorder. */
+static aipalq_status accept_taken(aipalq_worker *w, aipalq_client *c, const char *queue,
+                                  redisReply *r, aipalq_job **jobs, int *njobs, int64_t *next_due)
+{
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         freeReplyObject(r);
         return aipalq__fail(c, AIPALQ_EREDIS, "unexpected reply from the take script");
@@ -82,6 +83,21 @@ static aipalq_status take_queue(aipalq_worker *w, aipalq_client *c, const char *
     return AIPALQ_OK;
 }
 
+/* Takes up to max tasks from one queue. */
+static aipalq_status take_queue(aipalq_worker *w, aipalq_client *c, const char *queue, int max,
+                                aipalq_job **jobs, int *njobs, int64_t *next_due)
+{
+    aipalq__argv args;
+    redisReply *r = NULL;
+    aipalq_status st = take_args(w, c, queue, max, aipalq__now_ms(), &args)
+                           ? aipalq__script_call(c, AIPALQ__SCRIPT_TAKE, AIPALQ__NQKEYS, &args, &r)
+                           : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory taking tasks");
+    aipalq__argv_free(&args);
+    if (st != AIPALQ_OK)
+        return st;
+    return accept_taken(w, c, queue, r, jobs, njobs, next_due);
+}
+
 aipalq_status aipalq__take(aipalq_worker *w, aipalq_client *c, int max, aipalq_job ***jobs_out,
                            int *njobs, int64_t *next_due_ms)
 {
@@ -107,8 +123,63 @@ aipalq_status aipalq__take(aipalq_worker *w, aipalq_client *c, int max, aipalq_j
     return st;
 }
 
-aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms)
+/* Reads the BLPOP's reply. */
+static aipalq_status wake_reply(aipalq_client *c)
 {
+    void *raw = NULL;
+    if (redisGetReply(c->redis, &raw) != REDIS_OK || !raw) {
+        aipalq_status st = aipalq__fail(c, AIPALQ_EREDIS, "Redis: %s", c->redis->errstr);
+        aipalq__redis_drop(c);
+        return st;
+    }
+    redisReply *r = raw;
+    aipalq_status st = r->type == REDIS_REPLY_ERROR
+                           ? aipalq__fail(c, AIPALQ_EREDIS, "Redis BLPOP: %s", r->str)
+                           : AIPALQ_OK;
+    freeReplyObject(r);
+    return st;
+}
+
+/* The take behind the BLPOP: Redis runs it as soon as the BLPOP returns, so
+ * a woken worker has its tasks without another round trip. It takes from the
+ * first queue of the round; the caller's next take covers the others. */
+static aipalq_status take_behind_wake(aipalq_worker *w, aipalq_client *c, int max,
+                                      aipalq_job ***jobs_out, int *njobs, int64_t *next_due)
+{
+    const char *queue = w->queues[0];
+    aipalq__argv args;
+    aipalq_status st = take_args(w, c, queue, max, 0, &args)
+                           ? aipalq__script_append(c, AIPALQ__SCRIPT_TAKE, AIPALQ__NQKEYS, &args)
+                           : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory taking tasks");
+    if (st != AIPALQ_OK) {
+        aipalq__argv_free(&args);
+        return st;
+    }
+    aipalq_job **jobs = calloc((size_t)max + 1, sizeof *jobs);
+    st = wake_reply(c);
+    redisReply *r = NULL;
+    if (c->redis) {
+        aipalq_status ts = aipalq__script_reply(c, AIPALQ__SCRIPT_TAKE, AIPALQ__NQKEYS, &args, &r);
+        if (st == AIPALQ_OK)
+            st = ts;
+    }
+    aipalq__argv_free(&args);
+    if (r && jobs)
+        st = accept_taken(w, c, queue, r, jobs, njobs, next_due);
+    else if (r)
+        freeReplyObject(r); /* its leases expire: the tasks run again later */
+    *jobs_out = jobs;
+    return jobs ? st : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory taking tasks");
+}
+
+aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms, int max,
+                                    aipalq_job ***jobs_out, int *njobs, int64_t *next_due_ms)
+{
+    if (jobs_out) {
+        *jobs_out = NULL;
+        *njobs = 0;
+        *next_due_ms = -1;
+    }
     if (timeout_ms <= 0)
         return AIPALQ_OK;
     aipalq_status st = aipalq__redis_ensure(c);
@@ -132,16 +203,12 @@ aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t 
     argv[argc++] = timeout;
     /* BLPOP only wakes us; the take script does the work. It is the one
      * plain command of the worker, and touches only the wake lists. */
-    redisReply *r = redisCommandArgv(c->redis, (int)argc, argv, NULL);
+    int rc = redisAppendCommandArgv(c->redis, (int)argc, argv, NULL);
     for (size_t i = 0; i < w->nqueues; i++)
         free(keys[i]);
-    if (!r) {
-        st = aipalq__fail(c, AIPALQ_EREDIS, "Redis: %s", c->redis->errstr);
-        aipalq__redis_drop(c);
-        return st;
-    }
-    if (r->type == REDIS_REPLY_ERROR)
-        st = aipalq__fail(c, AIPALQ_EREDIS, "Redis BLPOP: %s", r->str);
-    freeReplyObject(r);
-    return st;
+    if (rc != REDIS_OK)
+        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory queueing a Redis call");
+    if (jobs_out && max > 0)
+        return take_behind_wake(w, c, max, jobs_out, njobs, next_due_ms);
+    return wake_reply(c);
 }

@@ -561,19 +561,19 @@ void aipalq__slot_exit(aipalq_worker *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Takes as many tasks as there are free slots (plus prefetch). Returns how
- * many were taken, or -1 on a connection error. */
-static int dispatch_once(aipalq_worker *w, int64_t *next_due)
+/* How many tasks the slots (plus prefetch) can take now. */
+static int free_capacity(aipalq_worker *w)
 {
     pthread_mutex_lock(&w->mu);
     int capacity = w->concurrency + w->prefetch - w->nrunning;
     pthread_mutex_unlock(&w->mu);
-    *next_due = -1;
-    if (capacity <= 0)
-        return 0;
-    aipalq_job **jobs = NULL;
-    int n = 0;
-    aipalq_status st = aipalq__take(w, w->main, capacity, &jobs, &n, next_due);
+    return capacity;
+}
+
+/* Hands taken jobs to the slots. Returns how many there were, or -1 when
+ * the take failed and took nothing. */
+static int hand_out(aipalq_worker *w, aipalq_job **jobs, int n, aipalq_status st)
+{
     pthread_mutex_lock(&w->mu);
     for (int i = 0; i < n; i++) {
         aipalq__inflight_add(w, jobs[i]);
@@ -590,6 +590,32 @@ static int dispatch_once(aipalq_worker *w, int64_t *next_due)
     }
     atomic_store(&w->last_progress_mono, aipalq__monotonic_ms());
     return n;
+}
+
+/* Takes as many tasks as there are free slots (plus prefetch). Returns how
+ * many were taken, or -1 on a connection error. */
+static int dispatch_once(aipalq_worker *w, int64_t *next_due)
+{
+    int capacity = free_capacity(w);
+    *next_due = -1;
+    if (capacity <= 0)
+        return 0;
+    aipalq_job **jobs = NULL;
+    int n = 0;
+    aipalq_status st = aipalq__take(w, w->main, capacity, &jobs, &n, next_due);
+    return hand_out(w, jobs, n, st);
+}
+
+/* Blocks until woken, then takes what the wake announced with no further
+ * round trip (aipalq__wait_for_work). */
+static int wait_then_take(aipalq_worker *w, int64_t wait_ms)
+{
+    aipalq_job **jobs = NULL;
+    int n = 0;
+    int64_t next_due;
+    aipalq_status st =
+        aipalq__wait_for_work(w, w->main, wait_ms, free_capacity(w), &jobs, &n, &next_due);
+    return hand_out(w, jobs, n, st);
 }
 
 /* Waits while every slot is busy (no Redis traffic meanwhile). */
@@ -630,7 +656,7 @@ static void dispatch_loop(aipalq_worker *w)
             int64_t until = next_due - aipalq__now_ms();
             wait = until < 1 ? 1 : (until < wait ? until : wait);
         }
-        if (aipalq__wait_for_work(w, w->main, wait) != AIPALQ_OK)
+        if (wait_then_take(w, wait) < 0)
             sleep_ms(100);
     }
 }
@@ -783,7 +809,7 @@ aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_jo
         int64_t wait = left < 1000 ? left : 1000;
         if (next_due > 0 && next_due - aipalq__now_ms() < wait)
             wait = next_due - aipalq__now_ms() < 1 ? 1 : next_due - aipalq__now_ms();
-        st = aipalq__wait_for_work(w, w->main, wait);
+        st = aipalq__wait_for_work(w, w->main, wait, 0, NULL, NULL, NULL);
         if (st != AIPALQ_OK) {
             aipalq__worker_set_err(w, "%s", aipalq_client_errmsg(w->main));
             return st;

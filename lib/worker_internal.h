@@ -217,8 +217,12 @@ void aipalq__record_free(aipalq__record *r);
 aipalq_status aipalq__take(aipalq_worker *w, aipalq_client *c, int max, aipalq_job ***jobs,
                            int *njobs, int64_t *next_due_ms);
 /* Blocks until a wake token arrives on one of the queues or timeout_ms
- * passes. */
-aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms);
+ * passes. With jobs (not NULL) and max > 0 it then takes up to max tasks
+ * from the first queue, with no round trip in between, as aipalq__take
+ * would: *jobs gets a malloc'd array the caller frees. */
+aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms,
+                                    int max, aipalq_job ***jobs, int *njobs,
+                                    int64_t *next_due_ms);
 
 /* recorder.c */
 aipalq_status aipalq__recorder_start(aipalq_worker *w);
