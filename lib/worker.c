@@ -769,6 +769,21 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
 
 /* ----------------------------------------------------------------- steps */
 
+/* The caller of aipalq_worker_next runs the job itself. */
+static aipalq_job *start_step_job(aipalq_worker *w, aipalq_job **jobs)
+{
+    aipalq_job *job = jobs[0];
+    free(jobs);
+    job->step = true;
+    job->started_mono = aipalq__monotonic_ms();
+    atomic_store(&job->running, 1);
+    pthread_mutex_lock(&w->mu);
+    aipalq__inflight_add(w, job);
+    pthread_mutex_unlock(&w->mu);
+    aipalq__recorder_kick(w);
+    return job;
+}
+
 aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_job **job_out)
 {
     if (!aipalq__worker_ok(w) || !job_out || w->running_loop)
@@ -784,16 +799,7 @@ aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_jo
         int64_t next_due = -1;
         st = aipalq__take(w, w->main, 1, &jobs, &n, &next_due);
         if (n > 0) {
-            aipalq_job *job = jobs[0];
-            free(jobs);
-            job->step = true;
-            job->started_mono = aipalq__monotonic_ms();
-            atomic_store(&job->running, 1);
-            pthread_mutex_lock(&w->mu);
-            aipalq__inflight_add(w, job);
-            pthread_mutex_unlock(&w->mu);
-            aipalq__recorder_kick(w);
-            *job_out = job;
+            *job_out = start_step_job(w, jobs);
             return AIPALQ_OK;
         }
         free(jobs);
@@ -809,7 +815,13 @@ aipalq_status aipalq_worker_next(aipalq_worker *w, int64_t timeout_ms, aipalq_jo
         int64_t wait = left < 1000 ? left : 1000;
         if (next_due > 0 && next_due - aipalq__now_ms() < wait)
             wait = next_due - aipalq__now_ms() < 1 ? 1 : next_due - aipalq__now_ms();
-        st = aipalq__wait_for_work(w, w->main, wait, 0, NULL, NULL, NULL);
+        int64_t due_after_wake;
+        st = aipalq__wait_for_work(w, w->main, wait, 1, &jobs, &n, &due_after_wake);
+        if (n > 0) {
+            *job_out = start_step_job(w, jobs);
+            return AIPALQ_OK;
+        }
+        free(jobs);
         if (st != AIPALQ_OK) {
             aipalq__worker_set_err(w, "%s", aipalq_client_errmsg(w->main));
             return st;
