@@ -23,8 +23,8 @@
  * across a Redis that lost its data. */
 #include "internal.h"
 
-/* Shared Lua helpers, prepended to every script. */
-#define LUA_PRELUDE                                                                                \
+/* Shared Lua helpers: the meta of a task, read and written. */
+#define LUA_META                                                                                   \
     "local function parse(m)\n"                                                                    \
     "  local st, att, ep, prio, maxr, dlv =\n"                                                     \
     "    string.match(m, '^(%a) (%d+) (%d+) (%d+) (%d+) (%d+)$')\n"                                \
@@ -32,27 +32,94 @@
     "end\n"                                                                                        \
     "local function meta(st, att, ep, prio, maxr, dlv)\n"                                          \
     "  return st .. ' ' .. att .. ' ' .. ep .. ' ' .. prio .. ' ' .. maxr .. ' ' .. dlv\n"         \
+    "end\n"
+
+/* Staged writes. A script reads what it needs with one HMGET per hash, decides
+ * per task, stages its writes here and sends them with flush(): one command
+ * per structure per call, not a few per task, which is where Redis spent its
+ * time (each redis.call costs more than the command it runs). Staged writes of
+ * one flush never touch the same id twice in one structure. The FIFO counter
+ * is read once and written once per call. Arguments go out in chunks of 4,000
+ * (an even number: pairs stay whole), under Lua's limit for unpack. */
+#define LUA_BATCH                                                                                  \
+    "local function each_chunk(list, fn)\n"                                                        \
+    "  local n, i = #list, 1\n"                                                                    \
+    "  while i <= n do\n"                                                                          \
+    "    local j = i + 3999\n"                                                                     \
+    "    if j > n then j = n end\n"                                                                \
+    "    fn(i, j)\n"                                                                               \
+    "    i = j + 1\n"                                                                              \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function call_chunked(cmd, key, list)\n"                                                \
+    "  each_chunk(list, function(i, j) redis.call(cmd, key, unpack(list, i, j)) end)\n"            \
+    "end\n"                                                                                        \
+    "local function hmget(key, ids)\n"                                                             \
+    "  local out = {}\n"                                                                           \
+    "  each_chunk(ids, function(i, j)\n"                                                           \
+    "    local part = redis.call('HMGET', key, unpack(ids, i, j))\n"                               \
+    "    for k = 1, #part do out[i + k - 1] = part[k] end\n"                                       \
+    "  end)\n"                                                                                     \
+    "  return out\n"                                                                               \
+    "end\n"                                                                                        \
+    "local S, seq, seq_saved\n"                                                                    \
+    "local function stage_reset()\n"                                                               \
+    "  S = {job = {}, jdel = {}, meta = {}, mdel = {}, cdel = {}, ldel = {}, leases = {},\n"       \
+    "       sched = {}, ready = {}, ddel = {}, done = {}, dexp = {}}\n"                            \
+    "end\n"                                                                                        \
+    "stage_reset()\n"                                                                              \
+    "local function push2(t, a, b)\n"                                                              \
+    "  t[#t + 1] = a\n"                                                                            \
+    "  t[#t + 1] = b\n"                                                                            \
+    "end\n"                                                                                        \
+    "local function next_seq()\n"                                                                  \
+    "  if not seq then seq = tonumber(redis.call('GET', KEYS[7]) or '0') end\n"                    \
+    "  seq = seq + 1\n"                                                                            \
+    "  return seq\n"                                                                               \
     "end\n"                                                                                        \
     "local function make_ready(id, att, ep, prio, maxr, dlv)\n"                                    \
-    "  redis.call('HSET', KEYS[5], id, meta('p', att, ep, prio, maxr, dlv))\n"                     \
-    "  local seq = redis.call('INCR', KEYS[7])\n"                                                  \
-    "  redis.call('ZADD', KEYS[1], (11 - prio) * 1e13 + seq, id)\n"                                \
+    "  push2(S.meta, id, meta('p', att, ep, prio, maxr, dlv))\n"                                   \
+    "  push2(S.ready, (11 - prio) * 1e13 + next_seq(), id)\n"                                      \
+    "end\n"                                                                                        \
+    "local function finish(id, outcome, now, ttl)\n"                                               \
+    "  S.jdel[#S.jdel + 1] = id\n"                                                                 \
+    "  S.mdel[#S.mdel + 1] = id\n"                                                                 \
+    "  S.cdel[#S.cdel + 1] = id\n"                                                                 \
+    "  S.ldel[#S.ldel + 1] = id\n"                                                                 \
+    "  if ttl > 0 then\n"                                                                          \
+    "    push2(S.done, id, outcome)\n"                                                             \
+    "    push2(S.dexp, now + ttl, id)\n"                                                           \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function flush()\n"                                                                     \
+    "  call_chunked('HSET', KEYS[4], S.job)\n"                                                     \
+    "  call_chunked('HDEL', KEYS[4], S.jdel)\n"                                                    \
+    "  call_chunked('HSET', KEYS[5], S.meta)\n"                                                    \
+    "  call_chunked('HDEL', KEYS[5], S.mdel)\n"                                                    \
+    "  if #S.cdel > 0 and redis.call('SCARD', KEYS[6]) > 0 then\n"                                 \
+    "    call_chunked('SREM', KEYS[6], S.cdel)\n"                                                  \
+    "  end\n"                                                                                      \
+    "  call_chunked('ZREM', KEYS[3], S.ldel)\n"                                                    \
+    "  call_chunked('ZADD', KEYS[3], S.leases)\n"                                                  \
+    "  call_chunked('ZADD', KEYS[2], S.sched)\n"                                                   \
+    "  call_chunked('ZADD', KEYS[1], S.ready)\n"                                                   \
+    "  call_chunked('HDEL', KEYS[9], S.ddel)\n"                                                    \
+    "  call_chunked('ZREM', KEYS[10], S.ddel)\n"                                                   \
+    "  call_chunked('HSET', KEYS[9], S.done)\n"                                                    \
+    "  call_chunked('ZADD', KEYS[10], S.dexp)\n"                                                   \
+    "  if seq ~= seq_saved then\n"                                                                 \
+    "    redis.call('SET', KEYS[7], seq)\n"                                                        \
+    "    seq_saved = seq\n"                                                                        \
+    "  end\n"                                                                                      \
+    "  stage_reset()\n"                                                                            \
     "end\n"                                                                                        \
     "local function wake(n)\n"                                                                     \
     "  if n <= 0 then return end\n"                                                                \
     "  if n > 8 then n = 8 end\n"                                                                  \
-    "  for i = 1, n do redis.call('LPUSH', KEYS[8], '1') end\n"                                    \
+    "  local ones = {}\n"                                                                          \
+    "  for i = 1, n do ones[i] = '1' end\n"                                                        \
+    "  redis.call('LPUSH', KEYS[8], unpack(ones))\n"                                               \
     "  redis.call('LTRIM', KEYS[8], 0, 31)\n"                                                      \
-    "end\n"                                                                                        \
-    "local function finish(id, outcome, now, ttl)\n"                                               \
-    "  redis.call('HDEL', KEYS[4], id)\n"                                                          \
-    "  redis.call('HDEL', KEYS[5], id)\n"                                                          \
-    "  redis.call('SREM', KEYS[6], id)\n"                                                          \
-    "  redis.call('ZREM', KEYS[3], id)\n"                                                          \
-    "  if ttl > 0 then\n"                                                                          \
-    "    redis.call('HSET', KEYS[9], id, outcome)\n"                                               \
-    "    redis.call('ZADD', KEYS[10], now + ttl, id)\n"                                            \
-    "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "local function expire_done(now)\n"                                                            \
     "  local old = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 1000)\n"         \
@@ -61,6 +128,12 @@
     "    redis.call('ZREM', KEYS[10], unpack(old))\n"                                              \
     "  end\n"                                                                                      \
     "  return #old == 1000\n"                                                                      \
+    "end\n"                                                                                        \
+    "local function leased(m, tok)\n"                                                              \
+    "  if not m then return nil end\n"                                                             \
+    "  local st, att, ep, prio, maxr, dlv = parse(m)\n"                                            \
+    "  if st ~= 'r' or ep * 1000000 + dlv ~= tok then return nil end\n"                            \
+    "  return att, ep, prio, maxr, dlv\n"                                                          \
     "end\n"
 
 /* ARGV: now_ms, then per task 7 values: id, payload, priority, run_at_ms,
@@ -70,61 +143,63 @@
  * dispatched again (epoch > 0: reconciler, retry), so only those look for
  * one. Returns how many tasks were added. */
 static const char dispatch_lua[] =
-    LUA_PRELUDE "local now = tonumber(ARGV[1])\n"
-                "local added, ready = 0, 0\n"
-                "for i = 2, #ARGV, 7 do\n"
-                "  local id = ARGV[i]\n"
-                "  if redis.call('HEXISTS', KEYS[5], id) == 0 then\n"
-                "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
-                "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
-                "    redis.call('HSET', KEYS[4], id, ARGV[i+1])\n"
-                "    if ep ~= '0' then\n"
-                "      redis.call('HDEL', KEYS[9], id)\n"
-                "      redis.call('ZREM', KEYS[10], id)\n"
-                "    end\n"
-                "    if runat > now then\n"
-                "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, 0))\n"
-                "      redis.call('ZADD', KEYS[2], runat, id)\n"
-                "    else\n"
-                "      make_ready(id, att, ep, prio, maxr, 0)\n"
-                "      ready = ready + 1\n"
-                "    end\n"
-                "    added = added + 1\n"
-                "  end\n"
-                "end\n"
-                "wake(ready)\n"
-                "return added\n";
+    LUA_META LUA_BATCH "local now = tonumber(ARGV[1])\n"
+                       "local ids = {}\n"
+                       "for i = 2, #ARGV, 7 do ids[#ids + 1] = ARGV[i] end\n"
+                       "local held = hmget(KEYS[5], ids)\n"
+                       "local added, ready, seen = 0, 0, {}\n"
+                       "for k = 1, #ids do\n"
+                       "  local i, id = 2 + (k - 1) * 7, ids[k]\n"
+                       "  if not held[k] and not seen[id] then\n"
+                       "    seen[id] = true\n"
+                       "    local prio, runat = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])\n"
+                       "    local ep, att, maxr = ARGV[i+4], ARGV[i+5], ARGV[i+6]\n"
+                       "    push2(S.job, id, ARGV[i+1])\n"
+                       "    if ep ~= '0' then S.ddel[#S.ddel + 1] = id end\n"
+                       "    if runat > now then\n"
+                       "      push2(S.meta, id, meta('s', att, ep, prio, maxr, 0))\n"
+                       "      push2(S.sched, runat, id)\n"
+                       "    else\n"
+                       "      make_ready(id, att, ep, prio, maxr, 0)\n"
+                       "      ready = ready + 1\n"
+                       "    end\n"
+                       "    added = added + 1\n"
+                       "  end\n"
+                       "end\n"
+                       "flush()\n"
+                       "wake(ready)\n"
+                       "return added\n";
 
 /* ARGV: id. Withdraws a waiting task ("withdrawn"), flags a leased one
  * ("requested"), or reports that Redis does not hold it ("absent"). */
-static const char cancel_lua[] = LUA_PRELUDE "local id = ARGV[1]\n"
-                                             "local m = redis.call('HGET', KEYS[5], id)\n"
-                                             "if not m then return 'absent' end\n"
-                                             "if string.sub(m, 1, 1) == 'r' then\n"
-                                             "  redis.call('SADD', KEYS[6], id)\n"
-                                             "  return 'requested'\n"
-                                             "end\n"
-                                             "redis.call('ZREM', KEYS[1], id)\n"
-                                             "redis.call('ZREM', KEYS[2], id)\n"
-                                             "redis.call('HDEL', KEYS[4], id)\n"
-                                             "redis.call('HDEL', KEYS[5], id)\n"
-                                             "return 'withdrawn'\n";
+static const char cancel_lua[] = LUA_META "local id = ARGV[1]\n"
+                                          "local m = redis.call('HGET', KEYS[5], id)\n"
+                                          "if not m then return 'absent' end\n"
+                                          "if string.sub(m, 1, 1) == 'r' then\n"
+                                          "  redis.call('SADD', KEYS[6], id)\n"
+                                          "  return 'requested'\n"
+                                          "end\n"
+                                          "redis.call('ZREM', KEYS[1], id)\n"
+                                          "redis.call('ZREM', KEYS[2], id)\n"
+                                          "redis.call('HDEL', KEYS[4], id)\n"
+                                          "redis.call('HDEL', KEYS[5], id)\n"
+                                          "return 'withdrawn'\n";
 
 /* ARGV: ids. Returns, per id, {meta or '', lease deadline or '', done or ''}:
  * what Redis knows of each task, for the reconciler. */
-static const char probe_lua[] = LUA_PRELUDE "local out = {}\n"
-                                            "for i = 1, #ARGV do\n"
-                                            "  local id = ARGV[i]\n"
-                                            "  out[i] = {redis.call('HGET', KEYS[5], id) or '',\n"
-                                            "            redis.call('ZSCORE', KEYS[3], id) or '',\n"
-                                            "            redis.call('HGET', KEYS[9], id) or ''}\n"
-                                            "end\n"
-                                            "return out\n";
+static const char probe_lua[] = LUA_META "local out = {}\n"
+                                         "for i = 1, #ARGV do\n"
+                                         "  local id = ARGV[i]\n"
+                                         "  out[i] = {redis.call('HGET', KEYS[5], id) or '',\n"
+                                         "            redis.call('ZSCORE', KEYS[3], id) or '',\n"
+                                         "            redis.call('HGET', KEYS[9], id) or ''}\n"
+                                         "end\n"
+                                         "return out\n";
 
 /* Returns {ready, waiting for a time, leased, cached outcomes}. */
 static const char depth_lua[] =
-    LUA_PRELUDE "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
-                "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
+    LUA_META "return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),\n"
+             "        redis.call('ZCARD', KEYS[3]), redis.call('HLEN', KEYS[9])}\n";
 
 /* ARGV: now_ms (0: Redis's clock), lease_ms, max, done_ttl_ms. Promotes due tasks, reclaims
  * expired leases, then leases up to `max` tasks. Returns
@@ -136,7 +211,7 @@ static const char depth_lua[] =
  * the earliest waiting task or -1. Expired cached outcomes are dropped 1,000
  * per call; when more wait, next_due is now, so that an idle worker calls
  * again at once and Redis returns to its baseline soon after a burst. */
-static const char take_lua[] = LUA_PRELUDE
+static const char take_lua[] = LUA_META LUA_BATCH
     "local now, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "if now == 0 then\n"
     "  local t = redis.call('TIME')\n"
@@ -144,122 +219,138 @@ static const char take_lua[] = LUA_PRELUDE
     "end\n"
     "local ttl = tonumber(ARGV[4])\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)\n"
-    "for _, id in ipairs(due) do\n"
-    "  redis.call('ZREM', KEYS[2], id)\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
-    "  if m then\n"
-    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
-    "    make_ready(id, att, ep, prio, maxr, dlv)\n"
+    "if #due > 0 then\n"
+    "  redis.call('ZREM', KEYS[2], unpack(due))\n"
+    "  local ms = hmget(KEYS[5], due)\n"
+    "  for k, id in ipairs(due) do\n"
+    "    if ms[k] then\n"
+    "      local st, att, ep, prio, maxr, dlv = parse(ms[k])\n"
+    "      make_ready(id, att, ep, prio, maxr, dlv)\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "local reclaimed = {}\n"
     "local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)\n"
-    "for _, id in ipairs(expired) do\n"
-    "  redis.call('ZREM', KEYS[3], id)\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
-    "  if m then\n"
-    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
-    "    local state\n"
-    "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then\n"
-    "      state = 'cancelled'\n"
-    "      finish(id, cjson.encode({status = state, error = 'cancelled; its worker was lost'}), "
+    "if #expired > 0 then\n"
+    "  redis.call('ZREM', KEYS[3], unpack(expired))\n"
+    "  local ms = hmget(KEYS[5], expired)\n"
+    "  for k, id in ipairs(expired) do\n"
+    "    if ms[k] then\n"
+    "      local st, att, ep, prio, maxr, dlv = parse(ms[k])\n"
+    "      local state\n"
+    "      if redis.call('SISMEMBER', KEYS[6], id) == 1 then\n"
+    "        state = 'cancelled'\n"
+    "        finish(id, cjson.encode({status = state, error = 'cancelled; its worker was lost'}), "
     "now, ttl)\n"
-    "    elseif att > maxr then\n"
-    "      state = 'failed'\n"
-    "      finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the "
+    "      elseif att > maxr then\n"
+    "        state = 'failed'\n"
+    "        finish(id, cjson.encode({status = state, error = 'worker lost: lease expired on the "
     "last attempt'}), now, ttl)\n"
-    "    else\n"
-    "      state = 'requeued'\n"
-    "      make_ready(id, att, ep, prio, maxr, dlv)\n"
+    "      else\n"
+    "        state = 'requeued'\n"
+    "        make_ready(id, att, ep, prio, maxr, dlv)\n"
+    "      end\n"
+    "      reclaimed[#reclaimed + 1] = {id, state, att, ep * 1000000 + dlv}\n"
     "    end\n"
-    "    reclaimed[#reclaimed + 1] = {id, state, att, ep * 1000000 + dlv}\n"
     "  end\n"
     "end\n"
+    "flush()\n"
     "local more_expired = expire_done(now)\n"
     "local taken = {}\n"
     "while #taken < max do\n"
-    "  local pop = redis.call('ZPOPMIN', KEYS[1])\n"
+    "  local want = max - #taken\n"
+    "  local pop = redis.call('ZPOPMIN', KEYS[1], want)\n"
     "  if #pop == 0 then break end\n"
-    "  local id = pop[1]\n"
-    "  local m = redis.call('HGET', KEYS[5], id)\n"
-    "  if m then\n"
-    "    local st, att, ep, prio, maxr, dlv = parse(m)\n"
-    "    att, dlv = att + 1, dlv + 1\n"
-    "    redis.call('HSET', KEYS[5], id, meta('r', att, ep, prio, maxr, dlv))\n"
-    "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
-    "    taken[#taken + 1] = {id, redis.call('HGET', KEYS[4], id) or '{}', att, ep * 1000000 + "
-    "dlv}\n"
+    "  local ids = {}\n"
+    "  for k = 1, #pop, 2 do ids[#ids + 1] = pop[k] end\n"
+    "  local ms = hmget(KEYS[5], ids)\n"
+    "  local live, info = {}, {}\n"
+    "  for k, id in ipairs(ids) do\n"
+    "    if ms[k] then\n"
+    "      local st, att, ep, prio, maxr, dlv = parse(ms[k])\n"
+    "      att, dlv = att + 1, dlv + 1\n"
+    "      push2(S.meta, id, meta('r', att, ep, prio, maxr, dlv))\n"
+    "      push2(S.leases, now + lease, id)\n"
+    "      live[#live + 1] = id\n"
+    "      info[#live] = {att, ep * 1000000 + dlv}\n"
+    "    end\n"
     "  end\n"
+    "  if #live > 0 then\n"
+    "    local payloads = hmget(KEYS[4], live)\n"
+    "    for k, id in ipairs(live) do\n"
+    "      taken[#taken + 1] = {id, payloads[k] or '{}', info[k][1], info[k][2]}\n"
+    "    end\n"
+    "  end\n"
+    "  if #ids < want then break end\n"
     "end\n"
+    "flush()\n"
     "local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
     "local next_due = -1\n"
     "if #nxt == 2 then next_due = tonumber(nxt[2]) end\n"
     "if more_expired then next_due = now end\n"
     "return {taken, reclaimed, next_due}\n";
 
-/* Finds the meta of a leased task whose current delivery has token `tok`.
- * State 'r' and an entry in leases go together: every script that ends a
- * lease also changes the meta, so the meta alone answers. */
-#define LUA_LEASED                                                                                 \
-    "local function leased(id, tok)\n"                                                             \
-    "  local m = redis.call('HGET', KEYS[5], id)\n"                                                \
-    "  if not m then return nil end\n"                                                             \
-    "  local st, att, ep, prio, maxr, dlv = parse(m)\n"                                            \
-    "  if st ~= 'r' or ep * 1000000 + dlv ~= tok then return nil end\n"                            \
-    "  return att, ep, prio, maxr, dlv\n"                                                          \
-    "end\n"
-
 /* ARGV: now_ms, then per delivery 5 values: id, token, outcome, arg, ttl_ms.
  * outcome "completed" / "failed" / "cancelled": arg is the outcome JSON,
  * cached in done for ttl_ms; "retry": arg is the Unix ms when due;
  * "release": hand back, the attempt not counted. A delivery whose token does
  * not match the lease Redis holds gets 0 (stale), else 1. */
-static const char settle_lua[] = LUA_PRELUDE LUA_LEASED
-    "local now = tonumber(ARGV[1])\n"
-    "local out, ready = {}, 0\n"
-    "for i = 2, #ARGV, 5 do\n"
-    "  local id, tok, outcome, arg = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
-    "  local att, ep, prio, maxr, dlv = leased(id, tok)\n"
-    "  local ok = 0\n"
-    "  if att then\n"
-    "    ok = 1\n"
-    "    if outcome == 'retry' then\n"
-    "      redis.call('ZREM', KEYS[3], id)\n"
-    "      redis.call('SREM', KEYS[6], id)\n"
-    "      redis.call('HSET', KEYS[5], id, meta('s', att, ep, prio, maxr, dlv))\n"
-    "      redis.call('ZADD', KEYS[2], tonumber(arg), id)\n"
-    "    elseif outcome == 'release' then\n"
-    "      redis.call('ZREM', KEYS[3], id)\n"
-    "      redis.call('SREM', KEYS[6], id)\n"
-    "      make_ready(id, att - 1, ep, prio, maxr, dlv)\n"
-    "      ready = ready + 1\n"
-    "    else\n"
-    "      finish(id, arg, now, tonumber(ARGV[i+4]))\n"
-    "    end\n"
-    "  end\n"
-    "  out[#out + 1] = ok\n"
-    "end\n"
-    "wake(ready)\n"
-    "local more_expired = expire_done(now)\n"
-    "return out\n";
+static const char settle_lua[] =
+    LUA_META LUA_BATCH "local now = tonumber(ARGV[1])\n"
+                       "local ids = {}\n"
+                       "for i = 2, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end\n"
+                       "local ms = hmget(KEYS[5], ids)\n"
+                       "local out, ready = {}, 0\n"
+                       "for k = 1, #ids do\n"
+                       "  local i, id = 2 + (k - 1) * 5, ids[k]\n"
+                       "  local tok, outcome, arg = tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
+                       "  local att, ep, prio, maxr, dlv = leased(ms[k], tok)\n"
+                       "  local ok = 0\n"
+                       "  if att then\n"
+                       "    ok = 1\n"
+                       "    if outcome == 'retry' then\n"
+                       "      S.ldel[#S.ldel + 1] = id\n"
+                       "      S.cdel[#S.cdel + 1] = id\n"
+                       "      push2(S.meta, id, meta('s', att, ep, prio, maxr, dlv))\n"
+                       "      push2(S.sched, tonumber(arg), id)\n"
+                       "    elseif outcome == 'release' then\n"
+                       "      S.ldel[#S.ldel + 1] = id\n"
+                       "      S.cdel[#S.cdel + 1] = id\n"
+                       "      make_ready(id, att - 1, ep, prio, maxr, dlv)\n"
+                       "      ready = ready + 1\n"
+                       "    else\n"
+                       "      finish(id, arg, now, tonumber(ARGV[i+4]))\n"
+                       "    end\n"
+                       "  end\n"
+                       "  out[k] = ok\n"
+                       "end\n"
+                       "flush()\n"
+                       "wake(ready)\n"
+                       "local more_expired = expire_done(now)\n"
+                       "return out\n";
 
 /* ARGV: now_ms, lease_ms, then per delivery 2 values: id, token. Extends
  * each lease still held by that delivery. Returns per delivery 0 (lease
  * lost), 1 (extended) or 2 (extended, and a cancel was requested). */
-static const char heartbeat_lua[] =
-    LUA_PRELUDE LUA_LEASED "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-                           "local out = {}\n"
-                           "for i = 3, #ARGV, 2 do\n"
-                           "  local id, tok = ARGV[i], tonumber(ARGV[i+1])\n"
-                           "  local r = 0\n"
-                           "  if leased(id, tok) then\n"
-                           "    redis.call('ZADD', KEYS[3], now + lease, id)\n"
-                           "    r = 1\n"
-                           "    if redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
-                           "  end\n"
-                           "  out[#out + 1] = r\n"
-                           "end\n"
-                           "return out\n";
+static const char heartbeat_lua[] = LUA_META LUA_BATCH
+    "local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local ids = {}\n"
+    "for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end\n"
+    "local ms = hmget(KEYS[5], ids)\n"
+    "local any_cancel = redis.call('SCARD', KEYS[6]) > 0\n"
+    "local out = {}\n"
+    "for k = 1, #ids do\n"
+    "  local id = ids[k]\n"
+    "  local r = 0\n"
+    "  if leased(ms[k], tonumber(ARGV[2 + 2 * k])) then\n"
+    "    push2(S.leases, now + lease, id)\n"
+    "    r = 1\n"
+    "    if any_cancel and redis.call('SISMEMBER', KEYS[6], id) == 1 then r = 2 end\n"
+    "  end\n"
+    "  out[k] = r\n"
+    "end\n"
+    "flush()\n"
+    "return out\n";
 
 /* The worker registry is not per queue: KEYS[1] is the registry hash
  * (worker id -> JSON), KEYS[2] a ZSET of last heartbeats. ARGV: now_ms,
