@@ -39,8 +39,10 @@
  * per structure per call, not a few per task, which is where Redis spent its
  * time (each redis.call costs more than the command it runs). Staged writes of
  * one flush never touch the same id twice in one structure. The FIFO counter
- * is read once and written once per call. Arguments go out in chunks of 4,000
- * (an even number: pairs stay whole), under Lua's limit for unpack. */
+ * costs one command per call: dispatch reserves its numbers with INCRBY, the
+ * other scripts read it once and write it back once. Arguments go out in
+ * chunks of 4,000 (an even number: pairs stay whole), under Lua's limit for
+ * unpack. */
 #define LUA_BATCH                                                                                  \
     "local function each_chunk(list, fn)\n"                                                        \
     "  local n, i = #list, 1\n"                                                                    \
@@ -77,6 +79,10 @@
     "  seq = seq + 1\n"                                                                            \
     "  return seq\n"                                                                               \
     "end\n"                                                                                        \
+    "local function reserve_seq(n)\n"                                                              \
+    "  local top = redis.call('INCRBY', KEYS[7], n)\n"                                             \
+    "  seq, seq_saved = top - n, top\n"                                                            \
+    "end\n"                                                                                        \
     "local function make_ready(id, att, ep, prio, maxr, dlv)\n"                                    \
     "  push2(S.meta, id, meta('p', att, ep, prio, maxr, dlv))\n"                                   \
     "  push2(S.ready, (11 - prio) * 1e13 + next_seq(), id)\n"                                      \
@@ -107,7 +113,7 @@
     "  call_chunked('ZREM', KEYS[10], S.ddel)\n"                                                   \
     "  call_chunked('HSET', KEYS[9], S.done)\n"                                                    \
     "  call_chunked('ZADD', KEYS[10], S.dexp)\n"                                                   \
-    "  if seq ~= seq_saved then\n"                                                                 \
+    "  if seq and (not seq_saved or seq > seq_saved) then\n"                                       \
     "    redis.call('SET', KEYS[7], seq)\n"                                                        \
     "    seq_saved = seq\n"                                                                        \
     "  end\n"                                                                                      \
@@ -147,6 +153,9 @@ static const char dispatch_lua[] =
                        "local ids = {}\n"
                        "for i = 2, #ARGV, 7 do ids[#ids + 1] = ARGV[i] end\n"
                        "local held = hmget(KEYS[5], ids)\n"
+                       "local fresh = 0\n"
+                       "for k = 1, #ids do if not held[k] then fresh = fresh + 1 end end\n"
+                       "if fresh > 0 then reserve_seq(fresh) end\n"
                        "local added, ready, seen = 0, 0, {}\n"
                        "for k = 1, #ids do\n"
                        "  local i, id = 2 + (k - 1) * 7, ids[k]\n"
