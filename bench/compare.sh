@@ -5,6 +5,7 @@
 # included (SCALE=0 leaves that out, ~5 minutes less). Peers: the queues and the original API stack (seedapi).
 # Takes ~35 minutes; run it alone on the machine. Results go to bench/results/DATE/*.jsonl.
 # Usage: bench/compare.sh [PEER...]      default peers: sidekiq bullmq pgqueues celery seedapi
+#        BENCH_OUT=bench/results/NAME bench/compare.sh   another directory than today's date
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -14,7 +15,7 @@ peers=("$@")
 export DURATION=${DURATION:-15}
 export SCALE=${SCALE:-1}
 export API_DURATION=${API_DURATION:-$DURATION}
-out=bench/results/$(date -u +%Y-%m-%d)
+out=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d)}
 mkdir -p "$out"
 bench/run.sh >"$out/libaipalq.jsonl" || echo "compare: bench/run.sh failed (see its stderr)" >&2
 for p in "${peers[@]}"; do
