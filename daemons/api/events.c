@@ -32,7 +32,7 @@
 static const char events_sql[] =
     "SELECT e.id, e.task_id::text, e.from_status, e.to_status,"
     " (extract(epoch FROM e.at) * 1000)::bigint, e.attempt, e.worker_id, e.message,"
-    " t.type, t.queue"
+    " t.type, t.queue, (extract(epoch FROM e.started_at) * 1000)::bigint"
     " FROM aipalq_events e LEFT JOIN aipalq_tasks t ON t.id = e.task_id"
     " WHERE e.id > $1 OR e.id = ANY($2::bigint[])"
     " ORDER BY e.id LIMIT " EVENTS_PAGE;
@@ -164,6 +164,15 @@ static void emit_transition(PGresult *res, int row)
         cJSON_AddNumberToObject(o, "attempt", atoi(PQgetvalue(res, row, 5)));
     add_text(o, "worker_id", res, row, 6);
     add_text(o, "message", res, row, 7);
+    /* When the delivery began: on a running event, and on an outcome whose
+     * start was recorded with it (no running event of its own). */
+    if (PQgetisnull(res, row, 10)) {
+        cJSON_AddNullToObject(o, "started_at");
+    } else {
+        char started[40];
+        util_iso8601(strtoll(PQgetvalue(res, row, 10), NULL, 10), started, sizeof started);
+        cJSON_AddStringToObject(o, "started_at", started);
+    }
     emit(o, id_line, PQgetvalue(res, row, 1),
          PQgetisnull(res, row, 8) ? NULL : PQgetvalue(res, row, 8),
          PQgetisnull(res, row, 9) ? NULL : PQgetvalue(res, row, 9));

@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("AIPAL_API_BIN") or str(REPO / "build" / "daemons" / "api" / "aipal-api")
+WORKER_BIN = os.environ.get("AIPAL_WORKER_BIN") or str(
+    Path(BIN).resolve().parents[1] / "worker" / "aipal-worker")
 RW_KEY = "rw-test-key-0123456789abcdef"
 RO_KEY = "ro-test-key-0123456789abcdef"
 ORIGIN = "https://dashboard.example"
@@ -1131,6 +1133,30 @@ class EventStreamTest(ApiTestCase):
             self.daemon.post(f"/api/tasks/{tid}/retry")
             ev = s.wait_for(lambda e: e.get("status") == "pending")
             self.assertEqual(ev["from"], "cancelled")
+
+    def test_a_short_task_streams_its_start_with_its_outcome(self) -> None:
+        """A task run by a real aipal-worker: one that ends within the worker's
+        start hold has one event, its outcome, which carries when the delivery
+        started; one recorded apart has it on its running event."""
+        cmd = [WORKER_BIN, "--namespace", self.daemon.namespace, "--pool", "threads",
+               "--concurrency", "2", "--queues", "default", "--no-scheduler",
+               "--health-port", "0", "--log-level", "warn"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _started.append(worker)
+        self.addCleanup(lambda: (worker.kill(), worker.wait()))
+        with self.open_stream("queue=default") as s:
+            tid = self.daemon.submit("echo", {"message": "hi"})
+            ev = s.wait_for(lambda e: e.get("task_id") == tid and e.get("status") == "completed")
+            runs = [e for e in s.events if e.get("task_id") == tid and e.get("status") == "running"]
+            if runs:  # recorded apart: the running event has the start
+                self.assertIsNotNone(runs[0]["started_at"])
+                self.assertIsNone(ev["started_at"])
+            else:
+                self.assertEqual(ev["from"], "pending")
+                self.assertIsNotNone(ev["started_at"])
+                self.assertLessEqual(ev["started_at"], ev["at"])
 
     def test_new_tasks_are_streamed(self) -> None:
         queue_filter = "queue=model_training"
