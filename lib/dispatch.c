@@ -118,10 +118,10 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
             in_call++;
         }
     }
+    aipalq__script_id script = n == 1 ? AIPALQ__SCRIPT_DISPATCH_ONE : AIPALQ__SCRIPT_DISPATCH;
     size_t appended = 0;
     for (; st == AIPALQ_OK && appended < ncalls; appended++)
-        st = aipalq__script_append(c, AIPALQ__SCRIPT_DISPATCH, AIPALQ__NQKEYS,
-                                   &calls[appended].args);
+        st = aipalq__script_append(c, script, AIPALQ__NQKEYS, &calls[appended].args);
     if (send_only && st == AIPALQ_OK) {
         int done_writing = 0;
         while (!done_writing && st == AIPALQ_OK)
@@ -137,8 +137,7 @@ aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *it
      * connection stays in step. */
     for (size_t k = 0; k < appended; k++) {
         redisReply *r = NULL;
-        aipalq_status rs =
-            aipalq__script_reply(c, AIPALQ__SCRIPT_DISPATCH, AIPALQ__NQKEYS, &calls[k].args, &r);
+        aipalq_status rs = aipalq__script_reply(c, script, AIPALQ__NQKEYS, &calls[k].args, &r);
         freeReplyObject(r);
         if (rs != AIPALQ_OK && st == AIPALQ_OK)
             st = rs;

@@ -3,8 +3,10 @@
  * Order matters. The row is committed first, so that a task is never in Redis
  * without its record; if the process dies or Redis fails after the commit, the
  * reconciler finds the pending row that Redis lacks and dispatches it. One
- * statement inserts a whole batch (the SQL function aipalq_enqueue), and one
- * pipelined round trip per queue dispatches it. */
+ * statement inserts a whole batch (a COPY, or the SQL function aipalq_enqueue
+ * when idempotency keys need deciding), and the dispatch is written to Redis
+ * without waiting for its reply, which the client's next Redis call reads: the
+ * caller waits for its commit, not for a second round trip. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,10 @@
 
 #include "internal.h"
 
-/* Resolves the settings of entry i against its type; fills the dispatch item
- * and adds the row object to `rows`. */
+/* Resolves the settings of entry i against its type and fills its dispatch
+ * item. */
 static aipalq_status prepare_entry(aipalq_client *c, struct aipalq_batch_entry *e, size_t i,
-                                   bool single, int64_t now, cJSON *rows, aipalq__dispatch_item *it)
+                                   bool single, int64_t now, aipalq__dispatch_item *it)
 {
     const char *where = single ? "" : "batch task ";
     char idx[32] = "";
@@ -51,24 +53,46 @@ static aipalq_status prepare_entry(aipalq_client *c, struct aipalq_batch_entry *
         .max_retries = o->max_retries >= 0 ? o->max_retries : t->max_retries,
         .run_at_ms = run_at,
     };
-    cJSON *row = cJSON_CreateObject();
-    if (!row || !cJSON_AddItemToArray(rows, row)) {
-        cJSON_Delete(row);
-        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory preparing the enqueue");
-    }
-    bool ok = cJSON_AddStringToObject(row, "id", it->id) &&
-              cJSON_AddStringToObject(row, "type", it->type) &&
-              cJSON_AddStringToObject(row, "queue", it->queue) &&
-              cJSON_AddStringToObject(row, "ns", c->ns) &&
-              cJSON_AddNumberToObject(row, "priority", it->priority) &&
-              cJSON_AddStringToObject(row, "params", it->params) &&
-              cJSON_AddNumberToObject(row, "max_retries", it->max_retries) &&
-              (!run_at || cJSON_AddNumberToObject(row, "run_at", (double)run_at)) &&
-              (!o->user_id || cJSON_AddStringToObject(row, "user_id", o->user_id)) &&
-              (!o->idempotency_key || cJSON_AddStringToObject(row, "key", o->idempotency_key));
-    if (!ok)
-        return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory preparing the enqueue");
     return AIPALQ_OK;
+}
+
+/* The batch as the JSON array the SQL function aipalq_enqueue takes; NULL when
+ * out of memory. Free with cJSON_free. */
+static char *batch_json(aipalq_client *c, const aipalq_batch *b, const aipalq__dispatch_item *items)
+{
+    cJSON *rows = cJSON_CreateArray();
+    bool ok = rows != NULL;
+    for (size_t i = 0; ok && i < b->count; i++) {
+        const aipalq__dispatch_item *it = &items[i];
+        const char *key = b->entries[i].opts.idempotency_key;
+        cJSON *row = cJSON_CreateObject();
+        ok = row && cJSON_AddItemToArray(rows, row);
+        if (!ok) {
+            cJSON_Delete(row);
+            break;
+        }
+        ok = cJSON_AddStringToObject(row, "id", it->id) &&
+             cJSON_AddStringToObject(row, "type", it->type) &&
+             cJSON_AddStringToObject(row, "queue", it->queue) &&
+             cJSON_AddStringToObject(row, "ns", c->ns) &&
+             cJSON_AddNumberToObject(row, "priority", it->priority) &&
+             cJSON_AddStringToObject(row, "params", it->params) &&
+             cJSON_AddNumberToObject(row, "max_retries", it->max_retries) &&
+             (!it->run_at_ms || cJSON_AddNumberToObject(row, "run_at", (double)it->run_at_ms)) &&
+             (!it->user_id || cJSON_AddStringToObject(row, "user_id", it->user_id)) &&
+             (!key || cJSON_AddStringToObject(row, "key", key));
+    }
+    char *json = ok ? cJSON_PrintUnformatted(rows) : NULL;
+    cJSON_Delete(rows);
+    return json;
+}
+
+static bool any_idempotency_key(const aipalq_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++)
+        if (b->entries[i].opts.idempotency_key)
+            return true;
+    return false;
 }
 
 /* Reads the (idx, id, created) rows of aipalq_enqueue() into the batch and
@@ -127,19 +151,24 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
         aipalq__redis_url_parse(c->redis_url, &target, url_err, sizeof url_err) != AIPALQ_OK)
         return aipalq__fail(c, AIPALQ_EBADURL, "%s", url_err);
     bool single = b->count == 1;
-    cJSON *rows = cJSON_CreateArray();
     aipalq__dispatch_item *items = calloc(b->count, sizeof *items);
     char *json = NULL;
     PGresult *res = NULL;
     aipalq_status st =
-        rows && items ? AIPALQ_OK : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
+        items ? AIPALQ_OK : aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
     int64_t now = aipalq__now_ms();
     for (size_t i = 0; st == AIPALQ_OK && i < b->count; i++)
-        st = prepare_entry(c, &b->entries[i], i, single, now, rows, &items[i]);
-    bool plain_insert = st == AIPALQ_OK && !conn && single && !b->entries[0].opts.idempotency_key;
-    if (plain_insert) {
+        st = prepare_entry(c, &b->entries[i], i, single, now, &items[i]);
+    /* Without keys every task is created, so nothing needs deciding per row:
+     * one task is a prepared INSERT, more are one COPY. Keys, and enqueues in
+     * the caller's transaction (which write the outbox), take the SQL
+     * function. */
+    bool all_created = st == AIPALQ_OK && !conn && !any_idempotency_key(b);
+    if (all_created && single) {
         st = insert_one(c, &items[0]);
-    } else if (st == AIPALQ_OK && !(json = cJSON_PrintUnformatted(rows))) {
+    } else if (all_created) {
+        st = aipalq__insert_by_copy(c, items, b->count);
+    } else if (st == AIPALQ_OK && !(json = batch_json(c, b, items))) {
         st = aipalq__fail(c, AIPALQ_ENOMEM, "out of memory enqueueing");
     } else if (st == AIPALQ_OK) {
         const char *params[] = {json, conn ? "true" : "false"};
@@ -148,9 +177,10 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
                   : aipalq__pg_exec(c, sql, 2, params, &res);
     }
     size_t ncreated = 0;
-    if (st == AIPALQ_OK && plain_insert) {
-        b->entries[0].created = 1;
-        ncreated = 1;
+    if (st == AIPALQ_OK && all_created) {
+        for (size_t i = 0; i < b->count; i++)
+            b->entries[i].created = 1;
+        ncreated = b->count;
     } else if (st == AIPALQ_OK) {
         st = read_outcome(c, b, res, items, &ncreated);
     }
@@ -161,7 +191,7 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
          * dispatch is reported in the message, not as a failure: the
          * reconciler will dispatch the task. */
         if (!conn) {
-            aipalq_status ds = aipalq__dispatch(c, items, ncreated, ncreated == 1);
+            aipalq_status ds = aipalq__dispatch(c, items, ncreated, true);
             if (ds != AIPALQ_OK) {
                 char why[AIPALQ__ERRMSG_SIZE / 2];
                 snprintf(why, sizeof why, "%.400s", c->errmsg);
@@ -173,7 +203,6 @@ aipalq_status aipalq__enqueue_batch_on(aipalq_client *c, PGconn *conn, aipalq_ba
     }
     PQclear(res);
     cJSON_free(json);
-    cJSON_Delete(rows);
     free(items);
     return st;
 }

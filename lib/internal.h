@@ -198,6 +198,7 @@ void aipalq__redis_drop(aipalq_client *c);
 
 typedef enum aipalq__script_id {
     AIPALQ__SCRIPT_DISPATCH,
+    AIPALQ__SCRIPT_DISPATCH_ONE,
     AIPALQ__SCRIPT_CANCEL,
     AIPALQ__SCRIPT_PROBE,
     AIPALQ__SCRIPT_DEPTH,
@@ -288,6 +289,10 @@ aipalq_status aipalq__pg_exec_prepared(aipalq_client *c, aipalq__stmt stmt, int 
 /* Runs a statement already prepared on this connection under `name`. */
 aipalq_status aipalq__pg_exec_named(aipalq_client *c, const char *name, int nparams,
                                     const char *const *values, PGresult **res);
+/* Runs `sql`, a COPY ... FROM STDIN, on the client's connection with `len`
+ * bytes of COPY text data. Autocommit: every row or none. AIPALQ_EPG with the
+ * server's message on failure. */
+aipalq_status aipalq__pg_copy_in(aipalq_client *c, const char *sql, const char *data, size_t len);
 /* Parses a timestamptz column rendered as epoch milliseconds text. */
 int64_t aipalq__pg_ms(const PGresult *res, int row, int col);
 
@@ -347,26 +352,24 @@ typedef struct aipalq__dispatch_item {
  * first). */
 aipalq__dispatch_item aipalq__dispatch_item_from_row(const PGresult *res, int row);
 
-/* Dispatches items to Redis, grouped by queue, one pipelined script call per
- * queue-run. Tasks Redis already holds are left alone. With send_only the
- * calls are written but their replies are read by the next Redis call of the
- * client (the caller does not wait a round trip; a failure is the
- * reconciler's to repair, as for any dispatch after commit). */
 /* aipalq_reconcile, stopping early (between pages) once *stop is set; stop may
  * be NULL. */
 aipalq_status aipalq__reconcile(aipalq_client *c, int64_t grace_ms, const atomic_int *stop,
                                 int64_t *redispatched_out, int64_t *repaired_out);
 
+/* Dispatches items to Redis, grouped by queue, one pipelined script call per
+ * queue-run (a lone task has a script of its own, without the batch
+ * machinery). Tasks Redis already holds are left alone. With send_only the
+ * calls are written but their replies are read by the next Redis call of the
+ * client (the caller does not wait a round trip; a failure is the
+ * reconciler's to repair, as for any dispatch after commit). */
 aipalq_status aipalq__dispatch(aipalq_client *c, const aipalq__dispatch_item *items, size_t n,
                                bool send_only);
 
-/* Enqueue rows built from a batch; shared by the direct and transactional
- * paths. */
-typedef struct aipalq__prepared {
-    char *batch_json; /* the array the SQL function aipalq_enqueue takes */
-    aipalq__dispatch_item *items;
-    size_t n;
-} aipalq__prepared;
+/* Inserts n new tasks of namespace c->ns with one COPY (no idempotency keys:
+ * every row is created). */
+aipalq_status aipalq__insert_by_copy(aipalq_client *c, const aipalq__dispatch_item *items,
+                                     size_t n);
 
 struct aipalq_batch_entry {
     char *type;

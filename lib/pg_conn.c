@@ -261,6 +261,49 @@ aipalq_status aipalq__pg_exec_named(aipalq_client *c, const char *name, int npar
     return aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s", msg);
 }
 
+/* The error of a failed step of COPY: the result's message, else the
+ * connection's. */
+static aipalq_status copy_failed(aipalq_client *c, PGresult *res)
+{
+    char msg[AIPALQ__ERRMSG_SIZE - 64];
+    const char *why = res ? PQresultErrorMessage(res) : "";
+    trim_message(msg, sizeof msg, why && why[0] ? why : PQerrorMessage(c->pg));
+    PQclear(res);
+    /* Whatever is left of the exchange is read away, so the connection is in
+     * step for the next statement (or found broken and dropped). */
+    while ((res = PQgetResult(c->pg)) != NULL)
+        PQclear(res);
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        pg_drop(c);
+    return aipalq__fail(c, AIPALQ_EPG, "PostgreSQL: %s", msg);
+}
+
+aipalq_status aipalq__pg_copy_in(aipalq_client *c, const char *sql, const char *data, size_t len)
+{
+    aipalq_status st = aipalq__pg_ensure(c);
+    if (st != AIPALQ_OK)
+        return st;
+    PGresult *res = PQexec(c->pg, sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN)
+        return copy_failed(c, res);
+    PQclear(res);
+    /* libpq takes the data in pieces of any size; bounded pieces keep its
+     * output buffer from doubling to the size of a huge batch. */
+    const size_t piece = 256 * 1024;
+    bool sent = true;
+    for (size_t off = 0; sent && off < len; off += piece)
+        sent = PQputCopyData(c->pg, data + off, (int)(len - off < piece ? len - off : piece)) == 1;
+    if (PQputCopyEnd(c->pg, sent ? NULL : "aborted by libaipalq") != 1)
+        return copy_failed(c, NULL);
+    res = PQgetResult(c->pg);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return copy_failed(c, res);
+    PQclear(res);
+    while ((res = PQgetResult(c->pg)) != NULL)
+        PQclear(res);
+    return AIPALQ_OK;
+}
+
 int64_t aipalq__pg_ms(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col))

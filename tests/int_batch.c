@@ -195,6 +195,67 @@ START_TEST(test_mixed_queues_priorities_and_delays)
 }
 END_TEST
 
+/* A batch without keys is written with COPY, whose text format gives
+ * backslash, tab, newline and carriage return a meaning: tasks carrying them
+ * (in JSON strings, as JSON whitespace, in a user id) must come back exactly,
+ * with the columns a one-row INSERT would have written. */
+START_TEST(test_copy_keeps_every_character)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    const char *params[] = {
+        "{\"path\":\"C:\\\\dir\\\\new\",\"esc\":\"a\\tb\\nc\\rd\\\\N\"}",
+        "{\t\"ws\"\r\n:\n[1,\t2]}",
+        "{\"u\":\"\\u00e9t\\u00e9 \xe2\x82\xac\",\"nul\":null}",
+        "{}",
+    };
+    aipalq_opts *o = aipalq_opts_new();
+    ck_assert_int_eq(aipalq_opts_set_user_id(o, "user\\with\ttab"), AIPALQ_OK);
+    ck_assert_int_eq(aipalq_opts_set_max_retries(o, 7), AIPALQ_OK);
+    ck_assert_int_eq(aipalq_opts_set_priority(o, 9), AIPALQ_OK);
+    aipalq_opts *later = aipalq_opts_new();
+    const int64_t run_at = 4102444800123; /* 2100-01-01 00:00:00.123 UTC */
+    ck_assert_int_eq(aipalq_opts_set_run_at_ms(later, run_at), AIPALQ_OK);
+    aipalq_batch *b = aipalq_batch_new();
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(aipalq_batch_add(b, "t.a", params[i], i == 0 ? o : NULL), AIPALQ_OK);
+    ck_assert_int_eq(aipalq_batch_add(b, "t.a", "{}", later), AIPALQ_OK);
+    ASSERT_OK(c, aipalq_enqueue_batch(c, b));
+    for (int i = 0; i < 4; i++) {
+        char *same = tu_pg_text("SELECT (params = $x$%s$x$::jsonb)::text FROM aipalq_tasks"
+                                " WHERE id = '%s'",
+                                params[i], aipalq_batch_id(b, (size_t)i));
+        ck_assert_msg(same && strcmp(same, "true") == 0, "params %d changed", i);
+        free(same);
+    }
+    const char *id0 = aipalq_batch_id(b, 0);
+    char *row = tu_pg_text("SELECT concat_ws('|', user_id, max_retries, priority, status, queue,"
+                           " namespace, type, attempts, run_at IS NULL) FROM aipalq_tasks"
+                           " WHERE id = '%s'",
+                           id0);
+    char want[256];
+    snprintf(want, sizeof want, "user\\with\ttab|7|9|pending|%s|%s|t.a|0|t", queue, ns);
+    ck_assert_str_eq(row, want);
+    free(row);
+    ck_assert_int_eq(tu_pg_int("SELECT (extract(epoch FROM run_at) * 1000)::bigint FROM"
+                               " aipalq_tasks WHERE id = '%s' AND status = 'scheduled'",
+                               aipalq_batch_id(b, 4)),
+                     run_at);
+    /* The lookup reads back what was written. */
+    aipalq_task *t = NULL;
+    ASSERT_OK(c, aipalq_get(c, id0, &t));
+    ck_assert_str_eq(aipalq_task_user_id(t), "user\\with\ttab");
+    aipalq_task_free(t);
+    int64_t ready, scheduled;
+    tu_depth(c, queue, &ready, &scheduled, NULL);
+    ck_assert_int_eq(ready, 4);
+    ck_assert_int_eq(scheduled, 1);
+    aipalq_batch_free(b);
+    aipalq_opts_free(o);
+    aipalq_opts_free(later);
+    aipalq_client_free(c);
+}
+END_TEST
+
 START_TEST(test_idempotency_keys_in_a_batch)
 {
     aipalq_client *c = tu_client(ns, queue);
@@ -275,6 +336,7 @@ int main(void)
     tcase_add_test(tc, test_all_or_nothing_bad_json);
     tcase_add_test(tc, test_all_or_nothing_too_big);
     tcase_add_test(tc, test_mixed_queues_priorities_and_delays);
+    tcase_add_test(tc, test_copy_keeps_every_character);
     tcase_add_test(tc, test_idempotency_keys_in_a_batch);
     tcase_add_test(tc, test_reuse_and_empty);
     suite_add_tcase(s, tc);

@@ -273,7 +273,11 @@ AIPALQ_API aipalq_status aipalq_opts_set_user_id(aipalq_opts *opts, const char *
  * (NULL means {}) of at most AIPALQ_MAX_PARAMS_BYTES. The task is committed to
  * PostgreSQL first, then dispatched to Redis; if dispatch fails after the
  * commit the call still returns AIPALQ_OK (the task exists and the reconciler
- * dispatches it) and aipalq_client_errmsg says so.
+ * dispatches it) and aipalq_client_errmsg says so. The call waits for the
+ * commit but not for Redis's reply to the dispatch, which the client's next
+ * call that uses Redis (or aipalq_client_free) reads: Redis applies the
+ * dispatch before anything else this client sends it, while another
+ * connection may, for a moment, not see the task yet.
  * On success the id is written to `id_out` (AIPALQ_ID_SIZE bytes) and
  * *created_out (may be NULL) is 1, or 0 when an idempotency key matched an
  * unfinished task whose id was returned instead.
@@ -303,9 +307,11 @@ AIPALQ_API int aipalq_batch_created(const aipalq_batch *batch, size_t i);
 /* Empties the batch for reuse. */
 AIPALQ_API void aipalq_batch_clear(aipalq_batch *batch);
 
-/* Enqueues every task of the batch in one PostgreSQL transaction and a few
- * pipelined Redis round trips, all or nothing: if any task is invalid nothing
- * is written and the message names the task's index and the problem.
+/* Enqueues every task of the batch in one PostgreSQL transaction (a COPY when
+ * no task has an idempotency key) and pipelined Redis script calls, one per
+ * queue and 500 tasks, whose replies are read later as for aipalq_enqueue.
+ * All or nothing: if any task is invalid nothing is written and the message
+ * names the task's index and the problem.
  * Errors: as aipalq_enqueue. */
 AIPALQ_API aipalq_status aipalq_enqueue_batch(aipalq_client *client, aipalq_batch *batch);
 
