@@ -10,6 +10,7 @@ extern const unsigned char aipalq__migration_001[];
 extern const unsigned char aipalq__migration_002[];
 extern const unsigned char aipalq__migration_003[];
 extern const unsigned char aipalq__migration_004[];
+extern const unsigned char aipalq__migration_005[];
 
 static const struct {
     int version;
@@ -19,6 +20,7 @@ static const struct {
     {2, aipalq__migration_002},
     {3, aipalq__migration_003},
     {4, aipalq__migration_004},
+    {5, aipalq__migration_005},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
