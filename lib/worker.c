@@ -593,28 +593,32 @@ static int hand_out(aipalq_worker *w, aipalq_job **jobs, int n, aipalq_status st
 }
 
 /* Takes as many tasks as there are free slots (plus prefetch). Returns how
- * many were taken, or -1 on a connection error. */
-static int dispatch_once(aipalq_worker *w, int64_t *next_due)
+ * many were taken, or -1 on a connection error; *drained says the take found
+ * fewer than it could start (Redis had no more ready). */
+static int dispatch_once(aipalq_worker *w, int64_t *next_due, bool *drained)
 {
     int capacity = free_capacity(w);
     *next_due = -1;
+    *drained = false;
     if (capacity <= 0)
         return 0;
     aipalq_job **jobs = NULL;
     int n = 0;
     aipalq_status st = aipalq__take(w, w->main, capacity, &jobs, &n, next_due);
+    *drained = n < capacity;
     return hand_out(w, jobs, n, st);
 }
 
 /* Blocks until woken, then takes what the wake announced with no further
- * round trip (aipalq__wait_for_work). */
-static int wait_then_take(aipalq_worker *w, int64_t wait_ms)
+ * round trip (aipalq__wait_for_work). Returns and reports as dispatch_once. */
+static int wait_then_take(aipalq_worker *w, int64_t wait_ms, int64_t *next_due, bool *drained)
 {
     aipalq_job **jobs = NULL;
     int n = 0;
-    int64_t next_due;
-    aipalq_status st =
-        aipalq__wait_for_work(w, w->main, wait_ms, free_capacity(w), &jobs, &n, &next_due);
+    int capacity = free_capacity(w);
+    *next_due = -1;
+    aipalq_status st = aipalq__wait_for_work(w, w->main, wait_ms, capacity, &jobs, &n, next_due);
+    *drained = n < capacity;
     return hand_out(w, jobs, n, st);
 }
 
@@ -628,9 +632,15 @@ static void wait_for_slot(aipalq_worker *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Takes while takes come back full; once one comes back short, Redis had
+ * nothing more ready, so the next take waits behind a BLPOP for a wake-up
+ * instead of asking again at once (which, one task at a time, was a second
+ * script call per task that always found nothing). */
 static void dispatch_loop(aipalq_worker *w)
 {
     int64_t backoff = 100;
+    bool drained = false;
+    int64_t next_due = -1;
     while (!w->stop) {
         wait_for_slot(w);
         if (w->stop)
@@ -639,25 +649,28 @@ static void dispatch_loop(aipalq_worker *w)
             sleep_ms(50); /* PostgreSQL is behind: do not run what it cannot record */
             continue;
         }
-        int64_t next_due = -1;
-        int n = dispatch_once(w, &next_due);
-        if (n < 0) {
-            sleep_ms(backoff);
-            backoff = backoff < 5000 ? backoff * 2 : 5000;
-            continue;
+        if (!drained) {
+            int n = dispatch_once(w, &next_due, &drained);
+            if (n < 0) {
+                sleep_ms(backoff);
+                backoff = backoff < 5000 ? backoff * 2 : 5000;
+                continue;
+            }
+            backoff = 100;
+            if (!drained)
+                continue;
         }
-        backoff = 100;
-        if (n > 0)
-            continue;
-        /* Nothing ready: block until woken, a scheduled task falls due, or
-         * a second passes (to notice a stop request). */
+        /* Block until woken, a scheduled task falls due, or a second passes
+         * (to notice a stop request). */
         int64_t wait = 1000;
         if (next_due > 0) {
             int64_t until = next_due - aipalq__now_ms();
             wait = until < 1 ? 1 : (until < wait ? until : wait);
         }
-        if (wait_then_take(w, wait) < 0)
+        if (wait_then_take(w, wait, &next_due, &drained) < 0) {
+            drained = false;
             sleep_ms(100);
+        }
     }
 }
 
