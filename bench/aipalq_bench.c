@@ -100,6 +100,22 @@ static redisContext *bench_redis(void)
     return redisConnect("127.0.0.1", port);
 }
 
+/* Returns once Redis has no AOF rewrite under way or scheduled. */
+static void wait_for_aof_rewrite(redisContext *r)
+{
+    for (;;) {
+        redisReply *rep = redisCommand(r, "INFO persistence");
+        bool busy = !rep || rep->type != REDIS_REPLY_STRING ||
+                    strstr(rep->str, "aof_rewrite_in_progress:1") ||
+                    strstr(rep->str, "aof_rewrite_scheduled:1");
+        freeReplyObject(rep);
+        if (!busy)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void reset(void)
 {
     aipalq_client *c = client();
@@ -115,6 +131,11 @@ static void reset(void)
     if (!r || r->err)
         die("Redis", r ? r->errstr : "cannot connect");
     freeReplyObject(redisCommand(r, "FLUSHALL"));
+    /* The AOF grows from scenario to scenario, and Redis rewrites it (a fork)
+     * once it has doubled: rewritten now, while empty, it cannot fall due in
+     * the middle of the next measurement. */
+    freeReplyObject(redisCommand(r, "BGREWRITEAOF"));
+    wait_for_aof_rewrite(r);
     redisFree(r);
 }
 
@@ -741,17 +762,7 @@ static void settle_servers(PGconn *conn)
     redisContext *r = bench_redis();
     if (!r || r->err)
         die("Redis", r ? r->errstr : "cannot connect");
-    for (;;) {
-        redisReply *rep = redisCommand(r, "INFO persistence");
-        bool busy = !rep || rep->type != REDIS_REPLY_STRING ||
-                    strstr(rep->str, "aof_rewrite_in_progress:1") ||
-                    strstr(rep->str, "aof_rewrite_scheduled:1");
-        freeReplyObject(rep);
-        if (!busy)
-            break;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    wait_for_aof_rewrite(r);
     redisFree(r);
     fprintf(stderr, "aipalq_bench: servers settled in %.1f s\n", now_s() - t0);
 }
