@@ -211,8 +211,10 @@ def api_rows(t, res):
                 ok = None  # nothing to judge against: seedapi did not run
         t.row(f"API {scen}, req/s, 64 connections", cells, ratio, target, ok)
     for r in res.of("libaipalq", "status", lambda r: not default_api(r)):
+        cell = (f"{r['req_per_s']:,.0f} (p99 {r['p99_ms']:.1f} ms)" if r.get("req_per_s")
+                else f"failed: {r.get('notes') or 'no result'}")
         t.row(f"API status with {r.get('rows_in_table', 0):,} rows, req/s",
-              {"libaipalq": f"{r['req_per_s']:,.0f} (p99 {r['p99_ms']:.1f} ms)"}, "", "", None)
+              {"libaipalq": cell}, "", "", None if r.get("req_per_s") else False)
     ours = [r.get("api_peak_rss_mb") for r in res.rows
             if r.get("system") == "libaipalq" and r.get("api_peak_rss_mb")]
     seed = [r.get("api_rss_mb") for r in res.rows if r.get("system") == SEED_API and r.get("api_rss_mb")]
