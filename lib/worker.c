@@ -618,7 +618,9 @@ static int wait_then_take(aipalq_worker *w, int64_t wait_ms, int64_t *next_due, 
     int capacity = free_capacity(w);
     *next_due = -1;
     aipalq_status st = aipalq__wait_for_work(w, w->main, wait_ms, capacity, &jobs, &n, next_due);
-    *drained = n < capacity;
+    /* The take behind the wake-up covers the first queue only: with more,
+     * the wake-up may be for another, which the next full take finds. */
+    *drained = w->nqueues == 1 && n < capacity;
     return hand_out(w, jobs, n, st);
 }
 

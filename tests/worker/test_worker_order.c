@@ -74,6 +74,27 @@ START_TEST(test_priority_order)
 }
 END_TEST
 
+/* A worker of two queues, idle (blocked on both wake lists) when a task
+ * arrives on its second queue: the wake-up must lead to a take of every
+ * queue, not only of the first, whose take rides behind the wake-up. */
+START_TEST(test_wake_on_second_queue)
+{
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"a.t\",\"queue\":\"@Q\"},{\"name\":\"b.t\",\"queue\":\"@Q-b\"}]");
+    char queues[160];
+    snprintf(queues, sizeof queues, "%s,%s-b", ctx.queue, ctx.queue);
+    wt_proc_opts o = {.concurrency = 2, .queues = queues};
+    wt_proc_start(&ctx, &o);
+    for (int round = 0; round < 3; round++) {
+        wt_sleep_ms(300); /* idle in its BLPOP by now */
+        char id[AIPALQ_ID_SIZE];
+        wt_enqueue(&ctx, round == 1 ? "a.t" : "b.t", "{}", NULL, id);
+        ck_assert_int_ge(wt_wait_state(&ctx, id, AIPALQ_STATE_COMPLETED, 10000), 0);
+    }
+    wt_end(&ctx);
+}
+END_TEST
+
 /* A task delayed by 1500 ms runs no earlier than that (and not much
  * later), while an undelayed one enqueued after it runs at once. */
 START_TEST(test_delayed_task)
@@ -232,6 +253,7 @@ static Suite *suite(void)
     TCase *tc = wt_tcase("order", 60);
     tcase_add_test(tc, test_priority_order);
     tcase_add_test(tc, test_delayed_task);
+    tcase_add_test(tc, test_wake_on_second_queue);
     tcase_add_test(tc, test_registry);
     suite_add_tcase(s, tc);
     return s;
