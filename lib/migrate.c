@@ -16,11 +16,13 @@ static const struct {
     int version;
     const unsigned char *sql;
 } migrations[] = {
+    /* clang-format off */
     {1, aipalq__migration_001},
     {2, aipalq__migration_002},
     {3, aipalq__migration_003},
     {4, aipalq__migration_004},
     {5, aipalq__migration_005},
+    /* clang-format on */
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
