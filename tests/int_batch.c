@@ -256,6 +256,38 @@ START_TEST(test_copy_keeps_every_character)
 }
 END_TEST
 
+/* A COPY the server refuses (here a constraint added for the test) writes
+ * nothing, reports the server's message, and leaves the client's connection
+ * in step: the next batch goes through on the same client. */
+START_TEST(test_refused_copy_writes_nothing)
+{
+    aipalq_client *c = tu_client(ns, queue);
+    tu_pg_exec("ALTER TABLE aipalq_tasks ADD CONSTRAINT test_refuse CHECK"
+               " (params->>'a' IS DISTINCT FROM 'refused')");
+    aipalq_batch *b = aipalq_batch_new();
+    aipalq_batch_add(b, "t.a", "{\"a\":\"fine\"}", NULL);
+    aipalq_batch_add(b, "t.a", "{\"a\":\"refused\"}", NULL);
+    aipalq_status st = aipalq_enqueue_batch(c, b);
+    tu_pg_exec("ALTER TABLE aipalq_tasks DROP CONSTRAINT test_refuse");
+    ASSERT_ST(c, st, AIPALQ_EPG);
+    ck_assert_msg(tu_contains(aipalq_client_errmsg(c), "test_refuse"), "message: %s",
+                  aipalq_client_errmsg(c));
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks"), 0);
+    ck_assert_int_eq(tu_redis_ns_keys(ns), 0);
+    ck_assert_ptr_null(aipalq_batch_id(b, 0));
+    aipalq_batch_clear(b);
+    aipalq_batch_add(b, "t.a", "{\"a\":1}", NULL);
+    aipalq_batch_add(b, "t.a", "{\"a\":2}", NULL);
+    ASSERT_OK(c, aipalq_enqueue_batch(c, b));
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks"), 2);
+    int64_t ready;
+    tu_depth(c, queue, &ready, NULL, NULL);
+    ck_assert_int_eq(ready, 2);
+    aipalq_batch_free(b);
+    aipalq_client_free(c);
+}
+END_TEST
+
 START_TEST(test_idempotency_keys_in_a_batch)
 {
     aipalq_client *c = tu_client(ns, queue);
@@ -337,6 +369,7 @@ int main(void)
     tcase_add_test(tc, test_all_or_nothing_too_big);
     tcase_add_test(tc, test_mixed_queues_priorities_and_delays);
     tcase_add_test(tc, test_copy_keeps_every_character);
+    tcase_add_test(tc, test_refused_copy_writes_nothing);
     tcase_add_test(tc, test_idempotency_keys_in_a_batch);
     tcase_add_test(tc, test_reuse_and_empty);
     suite_add_tcase(s, tc);
