@@ -263,6 +263,25 @@ enum {
 bool aipalq__push_queue_keys(const aipalq_client *c, const char *queue, aipalq__argv *args);
 bool aipalq__push_queue_keys_ns(const char *ns, const char *queue, aipalq__argv *args);
 
+/* ------------------------------------------------------------ text buffer */
+
+/* A growable text buffer (lib/text.c), always NUL-terminated once anything
+ * was added; start it zeroed, free `s`. After a failed allocation `failed`
+ * stays set and appends do nothing. */
+typedef struct aipalq__text {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} aipalq__text;
+
+/* Makes room for `more` bytes (and the NUL) after len; false once failed. */
+bool aipalq__text_reserve(aipalq__text *t, size_t more);
+void aipalq__text_add(aipalq__text *t, const char *s, size_t n);
+void aipalq__text_str(aipalq__text *t, const char *s);
+/* Appends at most 63 bytes of formatted text (numbers, short fields). */
+void aipalq__text_printf(aipalq__text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ----------------------------------------------------------- PostgreSQL */
 
 aipalq_status aipalq__pg_ensure(aipalq_client *c);

@@ -4,7 +4,6 @@
  * it is written in one pass into one buffer: params and result come from
  * PostgreSQL's jsonb output, which is always valid JSON, and are copied as
  * they are instead of being parsed and printed again. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,69 +11,18 @@
 
 #include "internal.h"
 
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} text;
-
-static bool text_reserve(text *t, size_t more)
-{
-    if (t->failed)
-        return false;
-    if (t->len + more + 1 <= t->cap)
-        return true;
-    size_t cap = t->cap ? t->cap : 512;
-    while (cap < t->len + more + 1)
-        cap *= 2;
-    char *s = realloc(t->s, cap);
-    if (!s) {
-        t->failed = true;
-        return false;
-    }
-    t->s = s;
-    t->cap = cap;
-    return true;
-}
-
-static void text_add(text *t, const char *s, size_t n)
-{
-    if (!text_reserve(t, n))
-        return;
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void text_str(text *t, const char *s)
-{
-    text_add(t, s, strlen(s));
-}
-
-static void text_printf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_printf(text *t, const char *fmt, ...)
-{
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        text_add(t, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
-
 /* A JSON string: quotes, backslashes and control characters escaped; the
  * rest (UTF-8, checked when it entered the database) copied as is. */
-static void text_quoted(text *t, const char *s)
+static void text_quoted(aipalq__text *t, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    text_add(t, "\"", 1);
+    aipalq__text_add(t, "\"", 1);
     const char *run = s;
     for (const char *p = s; *p; p++) {
         unsigned char ch = (unsigned char)*p;
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
-        text_add(t, run, (size_t)(p - run));
+        aipalq__text_add(t, run, (size_t)(p - run));
         run = p + 1;
         char esc[7] = {'\\', 0};
         size_t n = 2;
@@ -106,58 +54,59 @@ static void text_quoted(text *t, const char *s)
             esc[5] = hex[ch & 15];
             n = 6;
         }
-        text_add(t, esc, n);
+        aipalq__text_add(t, esc, n);
     }
-    text_str(t, run);
-    text_add(t, "\"", 1);
+    aipalq__text_str(t, run);
+    aipalq__text_add(t, "\"", 1);
 }
 
-static void key(text *t, const char *name)
+static void key(aipalq__text *t, const char *name)
 {
-    text_add(t, ",\"", 2);
-    text_str(t, name);
-    text_add(t, "\":", 2);
+    aipalq__text_add(t, ",\"", 2);
+    aipalq__text_str(t, name);
+    aipalq__text_add(t, "\":", 2);
 }
 
-static void field_text(text *t, const char *name, const char *value)
+static void field_text(aipalq__text *t, const char *name, const char *value)
 {
     key(t, name);
     if (value)
         text_quoted(t, value);
     else
-        text_add(t, "null", 4);
+        aipalq__text_add(t, "null", 4);
 }
 
-static void field_raw_json(text *t, const char *name, const char *json)
+static void field_raw_json(aipalq__text *t, const char *name, const char *json)
 {
     key(t, name);
-    text_str(t, json && *json ? json : "null");
+    aipalq__text_str(t, json && *json ? json : "null");
 }
 
-static void field_int(text *t, const char *name, long long v)
+static void field_int(aipalq__text *t, const char *name, long long v)
 {
     key(t, name);
-    text_printf(t, "%lld", v);
+    aipalq__text_printf(t, "%lld", v);
 }
 
 /* Instants as ISO 8601 UTC with milliseconds, the API's format. */
-static void field_time(text *t, const char *name, int64_t ms)
+static void field_time(aipalq__text *t, const char *name, int64_t ms)
 {
     key(t, name);
     if (!ms) {
-        text_add(t, "null", 4);
+        aipalq__text_add(t, "null", 4);
         return;
     }
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    text_printf(t, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    aipalq__text_printf(t, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        (int)(ms % 1000));
 }
 
 /* Seconds as a JSON number: the shortest of %.15g and %.17g that reads back
  * as the same double. */
-static void field_seconds(text *t, const char *name, int64_t ms)
+static void field_seconds(aipalq__text *t, const char *name, int64_t ms)
 {
     key(t, name);
     double v = (double)ms / 1000.0;
@@ -165,7 +114,7 @@ static void field_seconds(text *t, const char *name, int64_t ms)
     snprintf(buf, sizeof buf, "%.15g", v);
     if (strtod(buf, NULL) != v)
         snprintf(buf, sizeof buf, "%.17g", v);
-    text_str(t, buf);
+    aipalq__text_str(t, buf);
 }
 
 const char *aipalq_task_json(const aipalq_task *ct)
@@ -175,8 +124,8 @@ const char *aipalq_task_json(const aipalq_task *ct)
     aipalq_task *task = (aipalq_task *)ct; /* the cache is not part of the value */
     if (task->json)
         return task->json;
-    text t = {0};
-    text_str(&t, "{\"task_id\":");
+    aipalq__text t = {0};
+    aipalq__text_str(&t, "{\"task_id\":");
     text_quoted(&t, task->id);
     field_text(&t, "task_type", task->type);
     field_text(&t, "queue", task->queue);
@@ -203,8 +152,8 @@ const char *aipalq_task_json(const aipalq_task *ct)
     field_int(&t, "progress", task->progress);
     field_text(&t, "progress_message", task->progress_message);
     key(&t, "cancel_requested");
-    text_str(&t, task->cancel_requested ? "true" : "false");
-    text_add(&t, "}", 1);
+    aipalq__text_str(&t, task->cancel_requested ? "true" : "false");
+    aipalq__text_add(&t, "}", 1);
     if (t.failed) {
         free(t.s);
         return NULL;

@@ -616,7 +616,6 @@ static int wait_then_take(aipalq_worker *w, int64_t wait_ms, int64_t *next_due, 
     aipalq_job **jobs = NULL;
     int n = 0;
     int capacity = free_capacity(w);
-    *next_due = -1;
     aipalq_status st = aipalq__wait_for_work(w, w->main, wait_ms, capacity, &jobs, &n, next_due);
     /* The take behind the wake-up covers the first queue only: with more,
      * the wake-up may be for another, which the next full take finds. */
