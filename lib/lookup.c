@@ -120,8 +120,10 @@ aipalq_status aipalq_get_many(aipalq_client *c, const char *const *ids, size_t n
         return aipalq__fail(c, AIPALQ_ENOMEM, "out of memory reading %zu tasks", n);
     }
     PGresult *res;
-    const char *params[] = {literal};
-    aipalq_status st = aipalq__pg_exec_prepared(c, AIPALQ__STMT_GET_TASKS, 1, params, &res);
+    /* Sorted lowercase canonical text sorts as the UUIDs do: the ends are
+     * the bounds. */
+    const char *params[] = {literal, w[0].id, w[n - 1].id};
+    aipalq_status st = aipalq__pg_exec_prepared(c, AIPALQ__STMT_GET_TASKS, 3, params, &res);
     free(literal);
     if (st != AIPALQ_OK) {
         free(w);

@@ -11,6 +11,7 @@ extern const unsigned char aipalq__migration_002[];
 extern const unsigned char aipalq__migration_003[];
 extern const unsigned char aipalq__migration_004[];
 extern const unsigned char aipalq__migration_005[];
+extern const unsigned char aipalq__migration_006[];
 
 static const struct {
     int version;
@@ -22,6 +23,7 @@ static const struct {
     {3, aipalq__migration_003},
     {4, aipalq__migration_004},
     {5, aipalq__migration_005},
+    {6, aipalq__migration_006},
     /* clang-format on */
 };
 

@@ -205,10 +205,14 @@ static const struct {
     [AIPALQ__STMT_GET_TASK] = {"aipalq_get_task",
                                "SELECT " AIPALQ__TASK_COLUMNS " FROM aipalq_tasks WHERE id = $1",
                                1},
+    /* $2 and $3 are the lowest and highest id: bounds PostgreSQL prunes
+     * partitions by when the statement starts, which an id list alone
+     * cannot do (every partition's key would be probed for every id). */
     [AIPALQ__STMT_GET_TASKS] = {"aipalq_get_tasks",
                                 "SELECT " AIPALQ__TASK_COLUMNS
-                                " FROM aipalq_tasks WHERE id = ANY($1::uuid[])",
-                                1},
+                                " FROM aipalq_tasks WHERE id = ANY($1::uuid[])"
+                                " AND id BETWEEN $2::uuid AND $3::uuid",
+                                3},
     [AIPALQ__STMT_RECORD] = {"aipalq_record",
                              "SELECT idx, applied, old_status FROM aipalq_record($1::jsonb, $2)",
                              2},

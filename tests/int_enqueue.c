@@ -752,6 +752,20 @@ START_TEST(test_get_many)
     for (int i = 0; i < 5; i++)
         aipalq_task_free(out[i]);
 
+    /* Ids of partitions far apart (a task of 2020 lands in the default
+     * one): the bounds the lookup prunes by span them all. */
+    const char *old_id = "016f7b9e-7c00-7000-8000-000000000001";
+    tu_pg_exec("INSERT INTO aipalq_tasks (id, type, queue, namespace) VALUES ('%s', 't.old', '%s',"
+               " '%s')",
+               old_id, queue, ns);
+    const char *spread[] = {upper, old_id, missing};
+    ASSERT_OK(c, aipalq_get_many(c, spread, 3, out));
+    ck_assert_str_eq(aipalq_task_id(out[0]), b);
+    ck_assert_str_eq(aipalq_task_type(out[1]), "t.old");
+    ck_assert_ptr_null(out[2]);
+    for (int i = 0; i < 3; i++)
+        aipalq_task_free(out[i]);
+
     /* A malformed id reads nothing and names its position. */
     const char *bad[] = {a, "not-a-uuid"};
     out[0] = (aipalq_task *)1;

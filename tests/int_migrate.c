@@ -17,10 +17,16 @@ static aipalq_client *client_on(const char *db_url)
     return c;
 }
 
-static long long scalar(const char *db_url, const char *sql)
+static PGconn *connect_to(const char *db_url)
 {
     PGconn *pg = PQconnectdb(db_url);
     ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    return pg;
+}
+
+static long long scalar(const char *db_url, const char *sql)
+{
+    PGconn *pg = connect_to(db_url);
     PGresult *res = PQexec(pg, sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
                   "%s: %s", sql, PQresultErrorMessage(res));
@@ -155,8 +161,7 @@ END_TEST
 /* Runs SQL on a connection of its own; fails the test on an error. */
 static void exec_on(const char *db_url, const char *sql)
 {
-    PGconn *pg = PQconnectdb(db_url);
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PGconn *pg = connect_to(db_url);
     PGresult *res = PQexec(pg, sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
                   "%.200s: %s", sql, PQresultErrorMessage(res));
@@ -187,7 +192,8 @@ static char *migration_file(const char *name)
 static char *db_at_version(const char *tag, int version)
 {
     static const char *const files[] = {"001_schema.sql", "002_record_plpgsql.sql",
-                                        "003_fold_start.sql", "004_record_one_update.sql"};
+                                        "003_fold_start.sql", "004_record_one_update.sql",
+                                        "005_record_by_ids.sql"};
     ck_assert_int_le(version, (int)(sizeof files / sizeof files[0]));
     char *url = tu_db_create(tag);
     exec_on(url, "CREATE TABLE aipalq_schema (version integer PRIMARY KEY,"
@@ -284,8 +290,7 @@ static long long query_int(PGconn *pg, const char *sql)
  * when the table held two tasks, after which the table grew by 20,000. */
 static long long rows_read_by_record(const char *url)
 {
-    PGconn *pg = PQconnectdb(url);
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PGconn *pg = connect_to(url);
     /* No ANALYZE meanwhile, which would make the plan again. */
     query_int(pg, "ALTER TABLE aipalq_tasks_default SET (autovacuum_enabled = false)");
     query_int(pg, "INSERT INTO aipalq_tasks (id, type, queue) VALUES"
@@ -330,6 +335,85 @@ START_TEST(test_record_reads_only_its_rows)
 }
 END_TEST
 
+/* The partitions of aipalq_tasks other than the one holding the recorded
+ * task whose index aipalq_record scanned, to record that task's outcome, with
+ * a week of history in a partition of its own beside this week's. */
+static long long other_partitions_scanned_by_record(const char *url, int n)
+{
+    PGconn *pg = connect_to(url);
+    query_int(pg, "SELECT aipalq_ensure_partitions()");
+    query_int(pg, "CREATE TABLE IF NOT EXISTS aipalq_tasks_20200106 PARTITION OF aipalq_tasks"
+                  " FOR VALUES FROM (aipalq_uuid_floor('2020-01-06 00:00+00'))"
+                  " TO (aipalq_uuid_floor('2020-01-13 00:00+00'))");
+    query_int(pg, "INSERT INTO aipalq_tasks (id, type, queue, status)"
+                  " SELECT (lpad(to_hex((extract(epoch FROM timestamptz '2020-01-07 00:00+00')"
+                  " * 1000)::bigint + g), 12, '0') || '70008000000000000000')::uuid,"
+                  " 't', 'q', 'completed' FROM generate_series(1, 100) AS g");
+    /* n tasks of this week, ids a millisecond apart (UUIDv7 order), and a
+     * batch recording their outcomes, made without reading the table. */
+    char sql[1024];
+    long long now_ms = query_int(pg, "SELECT (extract(epoch FROM now()) * 1000)::bigint");
+    char from[256];
+    snprintf(from, sizeof from,
+             "(SELECT (lpad(to_hex(%lld + g), 12, '0') || '70008000000000000000')::uuid AS id"
+             " FROM generate_series(1, %d) AS g) AS s",
+             now_ms, n);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO aipalq_tasks (id, type, queue) SELECT id, 't', 'q' FROM %s", from);
+    query_int(pg, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT jsonb_agg(jsonb_build_object('id', id, 'k', 'completed', 'tok', 1,"
+             " 'att', 1, 'started', true, 'result', '1')),"
+             " 'aipalq_tasks_' || to_char(date_trunc('week', now() AT TIME ZONE 'UTC'),"
+             " 'YYYYMMDD') FROM %s",
+             from);
+    PGresult *res = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    char *batch = strdup(PQgetvalue(res, 0, 0)), *home = strdup(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    /* The counts below are those of the next transaction only. */
+    query_int(pg, "SELECT pg_stat_force_next_flush()");
+    query_int(pg, "BEGIN");
+    const char *params[] = {batch};
+    res = PQexecParams(pg, "SELECT count(*) FROM aipalq_record($1::jsonb, 'w') WHERE applied", 1,
+                       NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 0)), n);
+    PQclear(res);
+    const char *home_param[] = {home};
+    res = PQexecParams(pg,
+                       "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_xact_user_tables"
+                       " WHERE relname LIKE 'aipalq\\_tasks\\_%' AND relname <> $1",
+                       1, NULL, home_param, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    long long scans = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    query_int(pg, "COMMIT");
+    PQfinish(pg);
+    free(batch);
+    free(home);
+    return scans;
+}
+
+/* An id list alone cannot prune partitions: schema 5 probed every
+ * partition's key (measured first, so that the check of the current schema
+ * is known to be able to fail); schema 6 bounds the lookups by the batch's
+ * lowest and highest id, and only this week's partition is read. */
+START_TEST(test_record_reads_only_its_partition)
+{
+    char *url = db_at_version("v5part", 5);
+    long long v5 = other_partitions_scanned_by_record(url, 3);
+    ck_assert_msg(v5 > 0, "schema 5 scanned no other partition: the scenario no longer shows it");
+    exec_on(url, "TRUNCATE aipalq_tasks, aipalq_events");
+    aipalq_client *c = client_on(url);
+    ASSERT_OK(c, aipalq_migrate(c));
+    aipalq_client_free(c);
+    long long now = other_partitions_scanned_by_record(url, 3);
+    ck_assert_msg(now == 0, "aipalq_record scanned %lld other partitions", now);
+    tu_db_drop(url);
+}
+END_TEST
+
 START_TEST(test_unreachable_database)
 {
     char url[128];
@@ -355,6 +439,7 @@ int main(void)
     tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_upgrade_from_v2);
     tcase_add_test(tc, test_record_reads_only_its_rows);
+    tcase_add_test(tc, test_record_reads_only_its_partition);
     tcase_add_test(tc, test_unreachable_database);
     suite_add_tcase(s, tc);
     return tu_run(s);
