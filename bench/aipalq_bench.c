@@ -9,8 +9,9 @@
  *   aipalq_bench scale DEPTH TAKE PROCS CONCURRENCY
  *
  * scale fills the queue with DEPTH tasks (bulk), then measures at that depth:
- * one-at-a-time enqueue, bulk enqueue, a drain of TAKE tasks from the top and
- * status lookups (aipalq_get) of random ids among all rows.
+ * one-at-a-time enqueue, bulk enqueue, drains of TAKE tasks from the top
+ * (SCALE_ROUNDS rounds, 5 by default, the queue refilled to the same depth
+ * between them) and status lookups (aipalq_get) of random ids among all rows.
  *
  * CPU cost per task: user+sys CPU of the worker processes (or, for enqueue,
  * of this producer), Redis and PostgreSQL (the postmaster with its exited
@@ -514,8 +515,15 @@ static double fleet_stop(fleet *f)
     return rss_mb;
 }
 
-/* Waits until PostgreSQL records n completions; fails after a stall. */
-static void wait_completed(PGconn *conn, long n)
+static long long completed_rows(PGconn *conn)
+{
+    return pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE namespace = '" NS
+                          "' AND status = 'completed'");
+}
+
+/* Waits until the handlers ran n tasks and PostgreSQL records n completions
+ * more than the `already` it held before; fails after a stall. */
+static void wait_completed(PGconn *conn, long n, long long already)
 {
     long long last = -1;
     double last_change = now_s();
@@ -531,8 +539,7 @@ static void wait_completed(PGconn *conn, long n)
         }
     }
     for (;;) {
-        long long done = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE namespace = '" NS
-                                        "' AND status = 'completed'");
+        long long done = completed_rows(conn) - already;
         if (done >= n)
             return;
         if (done != last) {
@@ -549,8 +556,9 @@ static void wait_completed(PGconn *conn, long n)
 
 /* Every task completed exactly once: one completed row and one completion
  * event per task, and handlers ran once each. With at_least, n or more tasks
- * completed that way (a drain stopped while more were waiting). */
-static void verify_completed(PGconn *conn, long n, bool at_least)
+ * completed that way (a drain stopped while more were waiting); `already`
+ * completed before this drain's handlers ran. */
+static void verify_completed(PGconn *conn, long n, bool at_least, long long already)
 {
     long long rows = pg_count(conn, "SELECT count(*) FROM aipalq_tasks WHERE status = 'completed'"
                                     " AND result = '{\"ok\": true}'");
@@ -560,11 +568,12 @@ static void verify_completed(PGconn *conn, long n, bool at_least)
                                    " WHERE to_status = 'completed' GROUP BY 1"
                                    " HAVING count(*) > 1) d");
     long handled = atomic_load(&sh->handled);
-    if ((at_least ? rows < n : rows != n) || events != rows || dup != 0 || handled != rows) {
+    long long fresh = rows - already;
+    if ((at_least ? fresh < n : fresh != n) || events != rows || dup != 0 || handled != fresh) {
         fprintf(stderr,
-                "verification failed: %lld completed rows, %lld completion events, %lld "
-                "duplicated, %ld handler runs, for %ld tasks\n",
-                rows, events, dup, handled, n);
+                "verification failed: %lld completed rows (%lld before), %lld completion events, "
+                "%lld duplicated, %ld handler runs, for %ld tasks\n",
+                rows, already, events, dup, handled, n);
         exit(1);
     }
 }
@@ -574,6 +583,7 @@ static void verify_completed(PGconn *conn, long n, bool at_least)
 static result drain_measured(PGconn *conn, const char *scenario, long n, int procs, int conc,
                              bool at_least)
 {
+    long long already = at_least ? completed_rows(conn) : 0;
     atomic_store(&sh->handled, 0);
     atomic_store(&sh->count, 0);
     fleet f;
@@ -582,12 +592,12 @@ static result drain_measured(PGconn *conn, const char *scenario, long n, int pro
     double w0 = fleet_cpu(&f);
     double t0 = now_s();
     fleet_go(&f);
-    wait_completed(conn, n);
+    wait_completed(conn, n, already);
     result r = result_new(scenario, n, conc, procs, now_s() - t0);
     r.worker_cpu = fleet_cpu(&f) - w0;
     result_cpu(&r, conn, m0, false);
     r.rss_mb = fleet_stop(&f);
-    verify_completed(conn, n, at_least);
+    verify_completed(conn, n, at_least, already);
     return r;
 }
 
@@ -648,12 +658,12 @@ static void scenario_latency(long n, int rate, int conc, bool async_commit)
             die("enqueue", aipalq_client_errmsg(c));
     }
     aipalq_client_free(c);
-    wait_completed(conn, n);
+    wait_completed(conn, n, 0);
     result r = result_new("latency", n, conc, 1, now_s() - t0);
     r.worker_cpu = fleet_cpu(&f) - w0;
     result_cpu(&r, conn, m0, true); /* this process was the producer */
     r.rss_mb = fleet_stop(&f);
-    verify_completed(conn, n, false);
+    verify_completed(conn, n, false, 0);
     PQfinish(conn);
     long k = atomic_load(&sh->count);
     qsort(sh->samples_ms, (size_t)k, sizeof(double), cmp_double);
@@ -683,15 +693,40 @@ static void scale_enqueue(PGconn *conn, long depth, long n, bool bulk)
     print_result(&r);
 }
 
-/* Drains take tasks from the top of a queue holding depth. */
+static void settle_servers(PGconn *conn);
+
+/* Rounds of the drain: a drain of 20,000 lasts about a second, and one such
+ * sample differs from the next by up to a fifth on this machine, more than
+ * the effect of depth being measured. SCALE_ROUNDS (5) rounds, one line
+ * each; compare.py takes the median. */
+static int scale_rounds(void)
+{
+    const char *v = getenv("SCALE_ROUNDS");
+    int n = v ? atoi(v) : 5;
+    return n > 0 ? n : 1;
+}
+
+/* Drains take tasks from the top of a queue holding depth, in rounds; after
+ * each but the last, as many tasks as it completed are enqueued again (at
+ * the back, untimed) and the servers settled, so every round starts at the
+ * same depth. */
 static void scale_drain(PGconn *conn, long depth, long take, int procs, int conc)
 {
-    long long rows = table_rows(conn);
-    result r = drain_measured(conn, "scale-drain", take, procs, conc, true);
-    r.depth = depth;
-    r.rows = rows;
-    snprintf(r.variant, sizeof r.variant, "depth-%ld-%dproc-c%d-threads", depth, procs, conc);
-    print_result(&r);
+    int rounds = scale_rounds();
+    for (int k = 1; k <= rounds; k++) {
+        long long rows = table_rows(conn);
+        long long before = completed_rows(conn);
+        result r = drain_measured(conn, "scale-drain", take, procs, conc, true);
+        r.depth = depth;
+        r.rows = rows;
+        snprintf(r.variant, sizeof r.variant, "depth-%ld-%dproc-c%d-threads-round%d", depth, procs,
+                 conc, k);
+        print_result(&r);
+        if (k < rounds) {
+            enqueue_bulk_untimed((long)(completed_rows(conn) - before));
+            settle_servers(conn);
+        }
+    }
 }
 
 /* aipalq_get of n ids drawn at random from every row, one at a time. */

@@ -150,13 +150,31 @@ def queue_rows(t, res):
                (f"{v:.0f}" if v else "—")) for s, v in rss.items()}, "", "≤ 10 MB", ok)
 
 
+def median_drain_by_depth(rows):
+    """One drain per depth: the round with the median rate (bench/aipalq_bench.c
+    drains in rounds, one line each), with every round's rate beside it."""
+    by_depth = {}
+    for r in rows:
+        by_depth.setdefault(r.get("depth", 0), []).append(r)
+    out = []
+    for depth in sorted(by_depth):
+        rounds = sorted(by_depth[depth], key=lambda r: r["jobs_per_s"])
+        mid = dict(rounds[(len(rounds) - 1) // 2])
+        mid["rounds"] = [r["jobs_per_s"] for r in by_depth[depth]]
+        out.append(mid)
+    return out
+
+
 def scale_rows(t, res):
-    drains = sorted(res.of("libaipalq", "scale-drain"), key=lambda r: r.get("depth", 0))
+    drains = median_drain_by_depth(res.of("libaipalq", "scale-drain"))
     if len(drains) >= 2:
         lo, hi = drains[0], drains[-1]
         x = hi["jobs_per_s"] / lo["jobs_per_s"] if lo["jobs_per_s"] else 0
-        t.row(f"drain of {hi['n']:,} with {hi['depth']:,} waiting vs {lo['depth']:,}, tasks/s",
-              {"libaipalq": f"{hi['jobs_per_s']:,.0f} vs {lo['jobs_per_s']:,.0f}"},
+        spread = lambda r: "/".join(f"{v / 1000:.1f}k" for v in r["rounds"])  # noqa: E731
+        t.row(f"drain of {hi['n']:,} with {hi['depth']:,} waiting vs {lo['depth']:,}, tasks/s"
+              f" (median of {len(hi['rounds'])} rounds)",
+              {"libaipalq": f"{hi['jobs_per_s']:,.0f} vs {lo['jobs_per_s']:,.0f}"
+                            f" (rounds {spread(hi)} vs {spread(lo)})"},
               f"{x:.0%} of the shallow queue's rate", "≥ 90%", x >= 0.9)
     elif drains:
         r = drains[0]

@@ -7,8 +7,9 @@
 #        SCALE=1 bench/run.sh       also the scale scenario with SCALE_N (1,000,000) waiting
 #                                   and the API's status lookups among those rows (~+5 min)
 # Environment: N=20000 LAT_N=2000 LAT_RATE=200; SCALE_TAKE=20000 (tasks drained from the top
-#   in the scale scenario), SCALE_PROCS=2 SCALE_CONC=8; API_DURATION=10 API_WARMUP=2 (seconds
-#   per wrk run) API_ROWS=10000 (rows for status and list); API=0 skips the API scenarios.
+#   in the scale scenario, in SCALE_ROUNDS=5 rounds), SCALE_PROCS=2 SCALE_CONC=8;
+#   API_DURATION=10 API_WARMUP=2 (seconds per wrk run) API_ROWS=10000 (rows for status and
+#   list); API=0 skips the API scenarios.
 # Exit status 1 when a queue scenario's verification failed (it stops there) or an API check
 # failed (non-2xx, socket errors, submit rows not matching the 2xx responses).
 # Run it alone on the machine: it uses both cores.
