@@ -25,6 +25,9 @@ peak since it started), and CPU: user+sys of the API, Redis and PostgreSQL (post
 and every backend) during the measured run, per request (cpu_us_per_request). A final
 line, scenario "rss", has the API's peak resident memory after every scenario.
 
+API_ARGS in the environment adds options to aipal-api's command line (trying its settings:
+API_ARGS="--threads 2 --coalesce-threads 2"); the lines do not record them.
+
 --no-seed --namespace NS uses the tasks already in the table (bench/run.sh's scale
 scenario: status lookups with a million rows); ids are then sampled from the table.
 Exit status 1 when a check failed (the other scenarios still run).
@@ -161,6 +164,7 @@ class Api:
                 "--max-connections-per-ip", "1024"]
         if threads:
             args += ["--threads", str(threads)]
+        args += os.environ.get("API_ARGS", "").split()
         if os.geteuid() == 0:
             args.append("--allow-root")
         env = dict(os.environ, AIPALQ_API_KEYS_RW=self.key)
