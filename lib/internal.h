@@ -281,6 +281,12 @@ void aipalq__text_str(aipalq__text *t, const char *s);
 /* Appends at most 63 bytes of formatted text (numbers, short fields). */
 void aipalq__text_printf(aipalq__text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The text, the caller's to free(); NULL (and the buffer freed) when an
+ * allocation failed on the way. */
+char *aipalq__text_finish(aipalq__text *t);
+/* Appends s as a JSON string: quotes, backslashes and control characters
+ * escaped, every other byte (UTF-8, checked where the text came in) as is. */
+void aipalq__text_json_string(aipalq__text *t, const char *s);
 
 /* ----------------------------------------------------------- PostgreSQL */
 

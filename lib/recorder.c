@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
 #include "worker_internal.h"
 
 #define MAX_BATCH 1000
@@ -85,65 +83,70 @@ static void finish_sync(aipalq__record *r, bool applied, aipalq_status st, const
     pthread_mutex_unlock(&r->sync->mu);
 }
 
+/* A key and a JSON string value after the object's first member. */
+static void add_string(aipalq__text *t, const char *key, const char *value)
+{
+    aipalq__text_printf(t, ",\"%s\":", key);
+    aipalq__text_json_string(t, value);
+}
+
+/* The segment as aipalq_record() reads it. Written as text, not built with
+ * cJSON: cJSON prints every number with a printf and reads it back with a
+ * scanf to check the round trip, which cost the worker more than the rest
+ * of the record. Numbers here are integers, printed exactly. NULL when out
+ * of memory; free() it. */
 static char *segment_json(aipalq__record **seg, int n)
 {
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; arr && i < n; i++) {
+    aipalq__text t = {0};
+    aipalq__text_add(&t, "[", 1);
+    for (int i = 0; i < n; i++) {
         aipalq__record *r = seg[i];
         /* Handlers' free text may hold any bytes; one that is not UTF-8
          * would make PostgreSQL refuse the whole segment, again and again. */
         aipalq__utf8_scrub(r->err);
         aipalq__utf8_scrub(r->detail);
         aipalq__utf8_scrub(r->msg);
-        cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddItemToArray(arr, o)) {
-            cJSON_Delete(o);
-            cJSON_Delete(arr);
-            return NULL;
-        }
-        cJSON_AddStringToObject(o, "id", r->id);
-        cJSON_AddStringToObject(o, "k", r->kind);
-        cJSON_AddNumberToObject(o, "tok", (double)r->token);
-        cJSON_AddNumberToObject(o, "att", r->attempt);
+        aipalq__text_add(&t, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
+        aipalq__text_json_string(&t, r->id);
+        add_string(&t, "k", r->kind);
+        aipalq__text_printf(&t, ",\"tok\":%lld,\"att\":%d,\"pct\":%d", (long long)r->token,
+                            r->attempt, r->pct);
         if (r->started)
-            cJSON_AddTrueToObject(o, "started");
+            aipalq__text_str(&t, ",\"started\":true");
         if (r->started_ms > 0)
-            cJSON_AddNumberToObject(o, "st", (double)r->started_ms);
-        if (r->result)
-            cJSON_AddStringToObject(o, "result", r->result);
-        if (r->err)
-            cJSON_AddStringToObject(o, "err", r->err);
-        if (r->detail)
-            cJSON_AddStringToObject(o, "detail", r->detail);
+            aipalq__text_printf(&t, ",\"st\":%lld", (long long)r->started_ms);
         if (r->run_at_ms)
-            cJSON_AddNumberToObject(o, "run_at", (double)r->run_at_ms);
-        cJSON_AddNumberToObject(o, "pct", r->pct);
+            aipalq__text_printf(&t, ",\"run_at\":%lld", (long long)r->run_at_ms);
+        if (r->result)
+            add_string(&t, "result", r->result);
+        if (r->err)
+            add_string(&t, "err", r->err);
+        if (r->detail)
+            add_string(&t, "detail", r->detail);
         if (r->msg)
-            cJSON_AddStringToObject(o, "msg", r->msg);
+            add_string(&t, "msg", r->msg);
+        aipalq__text_add(&t, "}", 1);
     }
-    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    return s;
+    aipalq__text_add(&t, "]", 1);
+    return aipalq__text_finish(&t);
 }
 
 /* The copy of a final record's outcome that Redis keeps for ttl_ms, when
- * its type asks for one. */
+ * its type asks for one. The result goes in as it is: it was checked to be
+ * JSON when the handler set it, and PostgreSQL has just taken it as jsonb. */
 static char *done_json(const aipalq__record *r, const char *status)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "status", status);
+    aipalq__text t = {0};
+    aipalq__text_str(&t, "{\"status\":");
+    aipalq__text_json_string(&t, status);
     if (r->err)
-        cJSON_AddStringToObject(o, "error", r->err);
+        add_string(&t, "error", r->err);
     if (r->result) {
-        cJSON *res = cJSON_Parse(r->result);
-        if (res)
-            cJSON_AddItemToObject(o, "result", res);
+        aipalq__text_str(&t, ",\"result\":");
+        aipalq__text_str(&t, r->result);
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    aipalq__text_add(&t, "}", 1);
+    return aipalq__text_finish(&t);
 }
 
 typedef struct settle_item {
@@ -279,7 +282,7 @@ static bool write_segment(aipalq_worker *w, aipalq_client *c, aipalq__record **s
     const char *params[] = {json, w->id};
     PGresult *res = NULL;
     aipalq_status st = aipalq__pg_exec_prepared(c, AIPALQ__STMT_RECORD, 2, params, &res);
-    cJSON_free(json);
+    free(json);
     if (st != AIPALQ_OK)
         return false;
     settle_item *items = calloc((size_t)n, sizeof *items);

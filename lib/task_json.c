@@ -11,55 +11,6 @@
 
 #include "internal.h"
 
-/* A JSON string: quotes, backslashes and control characters escaped; the
- * rest (UTF-8, checked when it entered the database) copied as is. */
-static void text_quoted(aipalq__text *t, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    aipalq__text_add(t, "\"", 1);
-    const char *run = s;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        aipalq__text_add(t, run, (size_t)(p - run));
-        run = p + 1;
-        char esc[7] = {'\\', 0};
-        size_t n = 2;
-        switch (ch) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
-        }
-        aipalq__text_add(t, esc, n);
-    }
-    aipalq__text_str(t, run);
-    aipalq__text_add(t, "\"", 1);
-}
-
 static void key(aipalq__text *t, const char *name)
 {
     aipalq__text_add(t, ",\"", 2);
@@ -71,7 +22,7 @@ static void field_text(aipalq__text *t, const char *name, const char *value)
 {
     key(t, name);
     if (value)
-        text_quoted(t, value);
+        aipalq__text_json_string(t, value);
     else
         aipalq__text_add(t, "null", 4);
 }
@@ -126,7 +77,7 @@ const char *aipalq_task_json(const aipalq_task *ct)
         return task->json;
     aipalq__text t = {0};
     aipalq__text_str(&t, "{\"task_id\":");
-    text_quoted(&t, task->id);
+    aipalq__text_json_string(&t, task->id);
     field_text(&t, "task_type", task->type);
     field_text(&t, "queue", task->queue);
     field_text(&t, "status", aipalq_state_name(task->state));
@@ -154,10 +105,6 @@ const char *aipalq_task_json(const aipalq_task *ct)
     key(&t, "cancel_requested");
     aipalq__text_str(&t, task->cancel_requested ? "true" : "false");
     aipalq__text_add(&t, "}", 1);
-    if (t.failed) {
-        free(t.s);
-        return NULL;
-    }
-    task->json = t.s;
+    task->json = aipalq__text_finish(&t);
     return task->json;
 }

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "wtest.h"
 
 #define ASSERT_JOB(job, expr, want)                                                                \
@@ -155,6 +157,74 @@ START_TEST(test_complete)
 
     /* Nothing else to take. */
     ASSERT_W(w, aipalq_worker_next(w, 0, &job), AIPALQ_EMPTY);
+    aipalq_worker_free(w);
+    wt_end(&ctx);
+}
+END_TEST
+
+/* The cached outcome in Redis, parsed; NULL when there is none. */
+static cJSON *cached_outcome(const wt_ctx *ctx, const char *id)
+{
+    char key[200];
+    snprintf(key, sizeof key, "%s:{%s}:done", ctx->ns, ctx->queue);
+    char *done = tu_redis_hget(key, id);
+    cJSON *doc = done ? cJSON_Parse(done) : NULL;
+    ck_assert_msg(doc, "cached outcome of %s: %s", id, done ? done : "(none)");
+    free(done);
+    return doc;
+}
+
+/* Text a handler gives (results, errors, progress messages) reaches
+ * PostgreSQL and Redis's cached outcome as it was: every character JSON
+ * escapes, and bytes that are not UTF-8 replaced rather than refused. */
+START_TEST(test_outcome_text_round_trips)
+{
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"s.t\",\"queue\":\"@Q\",\"max_retries\":0,"
+                   "\"result_ttl_ms\":60000}]");
+    char done_id[AIPALQ_ID_SIZE], failed_id[AIPALQ_ID_SIZE];
+    wt_enqueue(&ctx, "s.t", "{}", NULL, done_id);
+    wt_enqueue(&ctx, "s.t", "{}", NULL, failed_id);
+    aipalq_worker *w = step_worker(&ctx);
+
+    aipalq_job *job = NULL;
+    ASSERT_W(w, aipalq_worker_next(w, 3000, &job), AIPALQ_OK);
+    ck_assert_str_eq(aipalq_job_id(job), done_id);
+    const char *msg = "half \"way\" \\ there\n\tnow";
+    aipalq_job_progress(job, 50, msg);
+    wt_sql_wait(50, 5000, "SELECT progress FROM aipalq_tasks WHERE id = '%s'", done_id);
+    aipalq_task *t = wt_get(&ctx, done_id);
+    ck_assert_str_eq(aipalq_task_progress_message(t), msg);
+    aipalq_task_free(t);
+    ASSERT_JOB(job,
+               aipalq_job_complete(job, "{\"s\":\"q\\\"uote \\\\ \\u0001 é\",\"n\":[1,2.5e3]}"),
+               AIPALQ_OK);
+    aipalq_job_free(job);
+    char *s = wt_sql_text("SELECT result->>'s' FROM aipalq_tasks WHERE id = '%s'", done_id);
+    ck_assert_str_eq(s, "q\"uote \\ \x01 é");
+    free(s);
+    cJSON *doc = cached_outcome(&ctx, done_id);
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "status")->valuestring, "completed");
+    const cJSON *result = cJSON_GetObjectItem(doc, "result");
+    ck_assert_str_eq(cJSON_GetObjectItem(result, "s")->valuestring, "q\"uote \\ \x01 é");
+    ck_assert_double_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(result, "n"), 1)->valuedouble, 2500);
+    cJSON_Delete(doc);
+
+    ASSERT_W(w, aipalq_worker_next(w, 3000, &job), AIPALQ_OK);
+    ck_assert_str_eq(aipalq_job_id(job), failed_id);
+    ASSERT_JOB(job, aipalq_job_fail(job, "bad \"input\" \\ at\r\n\x01 \xff end", "é\ttab", 0),
+               AIPALQ_OK);
+    aipalq_job_free(job);
+    const char *want = "bad \"input\" \\ at\r\n\x01 ? end";
+    t = wt_get(&ctx, failed_id);
+    ck_assert_int_eq(aipalq_task_state(t), AIPALQ_STATE_FAILED);
+    ck_assert_str_eq(aipalq_task_error_message(t), want);
+    ck_assert_str_eq(aipalq_task_error_detail(t), "é\ttab");
+    aipalq_task_free(t);
+    doc = cached_outcome(&ctx, failed_id);
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "status")->valuestring, "failed");
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "error")->valuestring, want);
+    cJSON_Delete(doc);
     aipalq_worker_free(w);
     wt_end(&ctx);
 }
@@ -457,6 +527,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_next_empty_blocks);
     tcase_add_test(tc, test_complete);
     tcase_add_test(tc, test_fail_and_release);
+    tcase_add_test(tc, test_outcome_text_round_trips);
     tcase_add_test(tc, test_cancel_as_soon_as_taken);
     tcase_add_test(tc, test_zombie_complete_is_stale);
     tcase_add_test(tc, test_held_job_keeps_its_lease);
