@@ -5,7 +5,10 @@ targets of issue 9 and whether each is met.
 Usage: compare.py RESULTS.jsonl... > table.md
 
 Each scenario keeps the best variant of each system (highest jobs/s or req/s; lowest
-p50 for latency). The ratio column compares libaipalq with the fastest peer that ran the
+p50 for latency). libaipalq's lines may come from two runs of bench/run.sh, before and
+after the peers (bench/compare.sh): each variant is then the mean of its two runs
+(peak memory: the higher), so that a machine that speeds up or slows down during the
+sitting weighs on both sides alike. The ratio column compares libaipalq with the fastest peer that ran the
 scenario (the original API stack, seed-fastapi, for the API rows); the target column is
 the issue's, and "met" is judged from the same files (same sitting)."""
 import json
@@ -27,6 +30,30 @@ def load(paths):
                     except json.JSONDecodeError:
                         pass
     return [r for r in rows if "error" not in r]
+
+
+def merge_runs(rows):
+    """One libaipalq row per (scenario, variant, depth): numbers averaged over the runs
+    that produced it, peaks (keys naming rss) the highest; "runs" says how many."""
+    out, groups = [], {}
+    for r in rows:
+        if r.get("system") != "libaipalq":
+            out.append(r)
+            continue
+        groups.setdefault((r.get("scenario"), r.get("variant"), r.get("depth")), []).append(r)
+    for rs in groups.values():
+        merged = dict(rs[0])
+        for key in rs[0]:
+            vals = [x.get(key) for x in rs
+                    if isinstance(x.get(key), (int, float)) and not isinstance(x.get(key), bool)]
+            if vals:
+                mean = sum(vals) / len(vals)
+                if all(isinstance(v, int) for v in vals):
+                    mean = round(mean)
+                merged[key] = max(vals) if "rss" in key else mean
+        merged["runs"] = len(rs)
+        out.append(merged)
+    return out
 
 
 class Results:
@@ -254,7 +281,7 @@ def cpu_rows(t, res):
 
 
 def main():
-    res = Results(load(sys.argv[1:]))
+    res = Results(merge_runs(load(sys.argv[1:])))
     present = {r["system"] for r in res.rows}
     systems = ["libaipalq"] + [s for s in QUEUE_PEERS + (SEED_API,) if s in present]
     systems += sorted(present - set(systems))
@@ -264,6 +291,9 @@ def main():
     api_rows(t, res)
     cpu_rows(t, res)
     t.print()
+    runs = max((r.get("runs", 1) for r in res.rows if r.get("system") == "libaipalq"), default=1)
+    if runs > 1:
+        print(f"\nlibaipalq: the mean of its {runs} runs (bench/run.sh before and after the peers).")
     return 0
 
 

@@ -3,7 +3,9 @@
 # prints the side-by-side table with ratios and the targets of issue 9 (bench/compare.py).
 # Ours: every scenario of bench/run.sh, the API ones and the 1,000,000-task scale scenario
 # included (SCALE=0 leaves that out, ~5 minutes less). Peers: the queues and the original API stack (seedapi).
-# Takes ~35 minutes; run it alone on the machine. Results go to bench/results/DATE/*.jsonl.
+# Ours runs twice, before and after the peers (AFTER=0: only before), and the table takes the
+# mean of the two. Takes ~40 minutes; run it alone on the machine. Results go to
+# bench/results/DATE/*.jsonl.
 # Usage: bench/compare.sh [PEER...]      default peers: sidekiq bullmq pgqueues celery seedapi
 #        BENCH_OUT=bench/results/NAME bench/compare.sh   another directory than today's date
 set -euo pipefail
@@ -21,4 +23,10 @@ bench/run.sh >"$out/libaipalq.jsonl" || echo "compare: bench/run.sh failed (see 
 for p in "${peers[@]}"; do
   ../shared/bench/run-peer.sh "$p" >"$out/$p.jsonl" || echo "compare: peer $p failed" >&2
 done
+# Ours again after the peers: the machine's speed drifts within a sitting (the fifth sitting of
+# 2026-11-29 ran the peers ~15 % faster than ours), and the mean of a run before and one after
+# them weighs that drift on both sides alike (compare.py averages the two).
+if [[ ${AFTER:-1} == 1 ]]; then
+  bench/run.sh >"$out/libaipalq-after.jsonl" || echo "compare: bench/run.sh (after) failed" >&2
+fi
 python3 bench/compare.py "$out"/*.jsonl | tee "$out/table.md"
