@@ -1,6 +1,7 @@
 /* UUIDv7 task ids: 48 bits of Unix milliseconds, then a per-thread sequence
  * and random bits, so ids sort by creation time (PostgreSQL partitions and
  * orders tasks by id) and never collide across processes. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -10,10 +11,28 @@
 static _Thread_local uint64_t rng_state;
 static _Thread_local int64_t last_ms;
 static _Thread_local unsigned seq12;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* A forked child continues the forking thread with a copy of its state:
+ * without a new seed, children forked by a process that had made ids (a
+ * pre-forking server, a test runner) make the same ids as each other in the
+ * same millisecond. The child's only thread is the one that forked. */
+static void reseed_in_child(void)
+{
+    rng_state = 0;
+    last_ms = 0;
+    seq12 = 0;
+}
+
+static void watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, reseed_in_child);
+}
 
 static uint64_t next_random(void)
 {
     if (rng_state == 0) {
+        pthread_once(&atfork_once, watch_forks);
         if (getrandom(&rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state)
             rng_state = (uint64_t)aipalq__monotonic_ms() ^ (uint64_t)(uintptr_t)&rng_state;
         rng_state |= 1;

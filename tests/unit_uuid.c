@@ -2,6 +2,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -112,6 +114,46 @@ START_TEST(test_unique_across_threads)
 }
 END_TEST
 
+/* Children forked after the parent made ids make ids of their own: the
+ * random part (the last 16 hex digits) differs between any two of them. */
+START_TEST(test_unique_across_forks)
+{
+    enum { NCHILD = 4 };
+    char id[AIPALQ_ID_SIZE];
+    aipalq__uuid7(id); /* the parent's generator is seeded before the forks */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    for (int i = 0; i < NCHILD; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            char mine[AIPALQ_ID_SIZE];
+            aipalq__uuid7(mine);
+            (void)!write(fds[1], mine, AIPALQ_ID_SIZE);
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    char got[NCHILD][AIPALQ_ID_SIZE];
+    for (int i = 0; i < NCHILD; i++) {
+        size_t n = 0;
+        while (n < AIPALQ_ID_SIZE) {
+            ssize_t r = read(fds[0], got[i] + n, AIPALQ_ID_SIZE - n);
+            ck_assert_int_gt(r, 0);
+            n += (size_t)r;
+        }
+        check_format(got[i]);
+    }
+    close(fds[0]);
+    while (wait(NULL) > 0)
+        ;
+    for (int i = 0; i < NCHILD; i++)
+        for (int j = i + 1; j < NCHILD; j++)
+            ck_assert_msg(strcmp(got[i] + 20, got[j] + 20) != 0,
+                          "children made the same random part: %s and %s", got[i], got[j]);
+}
+END_TEST
+
 START_TEST(test_valid)
 {
     ck_assert(aipalq__uuid_valid("0190a5b2-7c3e-7def-8123-456789abcdef"));
@@ -139,6 +181,7 @@ int main(void)
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_monotonic_and_unique);
     tcase_add_test(tc, test_unique_across_threads);
+    tcase_add_test(tc, test_unique_across_forks);
     tcase_add_test(tc, test_valid);
     suite_add_tcase(s, tc);
     return tu_run(s);
