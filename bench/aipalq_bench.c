@@ -693,42 +693,6 @@ static void scale_enqueue(PGconn *conn, long depth, long n, bool bulk)
     print_result(&r);
 }
 
-static void settle_servers(PGconn *conn);
-
-/* Rounds of the drain: a drain of 20,000 lasts about a second, and one such
- * sample differs from the next by up to a fifth on this machine, more than
- * the effect of depth being measured. SCALE_ROUNDS (5) rounds, one line
- * each; compare.py takes the median. */
-static int scale_rounds(void)
-{
-    const char *v = getenv("SCALE_ROUNDS");
-    int n = v ? atoi(v) : 5;
-    return n > 0 ? n : 1;
-}
-
-/* Drains take tasks from the top of a queue holding depth, in rounds; after
- * each but the last, as many tasks as it completed are enqueued again (at
- * the back, untimed) and the servers settled, so every round starts at the
- * same depth. */
-static void scale_drain(PGconn *conn, long depth, long take, int procs, int conc)
-{
-    int rounds = scale_rounds();
-    for (int k = 1; k <= rounds; k++) {
-        long long rows = table_rows(conn);
-        long long before = completed_rows(conn);
-        result r = drain_measured(conn, "scale-drain", take, procs, conc, true);
-        r.depth = depth;
-        r.rows = rows;
-        snprintf(r.variant, sizeof r.variant, "depth-%ld-%dproc-c%d-threads-round%d", depth, procs,
-                 conc, k);
-        print_result(&r);
-        if (k < rounds) {
-            enqueue_bulk_untimed((long)(completed_rows(conn) - before));
-            settle_servers(conn);
-        }
-    }
-}
-
 /* aipalq_get of n ids drawn at random from every row, one at a time. */
 static void scale_status(PGconn *conn, long depth, long n)
 {
@@ -800,6 +764,40 @@ static void settle_servers(PGconn *conn)
     wait_for_aof_rewrite(r);
     redisFree(r);
     fprintf(stderr, "aipalq_bench: servers settled in %.1f s\n", now_s() - t0);
+}
+
+/* Rounds of the drain: a drain of 20,000 lasts about a second, and one such
+ * sample differs from the next by up to a fifth on this machine, more than
+ * the effect of depth being measured. SCALE_ROUNDS (5) rounds, one line
+ * each; compare.py takes the median. */
+static int scale_rounds(void)
+{
+    const char *v = getenv("SCALE_ROUNDS");
+    int n = v ? atoi(v) : 5;
+    return n > 0 ? n : 1;
+}
+
+/* Drains take tasks from the top of a queue holding depth, in rounds; after
+ * each but the last, as many tasks as it completed are enqueued again (at
+ * the back, untimed) and the servers settled, so every round starts at the
+ * same depth. */
+static void scale_drain(PGconn *conn, long depth, long take, int procs, int conc)
+{
+    int rounds = scale_rounds();
+    for (int k = 1; k <= rounds; k++) {
+        long long rows = table_rows(conn);
+        long long before = completed_rows(conn);
+        result r = drain_measured(conn, "scale-drain", take, procs, conc, true);
+        r.depth = depth;
+        r.rows = rows;
+        snprintf(r.variant, sizeof r.variant, "depth-%ld-%dproc-c%d-threads-round%d", depth, procs,
+                 conc, k);
+        print_result(&r);
+        if (k < rounds) {
+            enqueue_bulk_untimed((long)(completed_rows(conn) - before));
+            settle_servers(conn);
+        }
+    }
 }
 
 /* depth tasks waiting (bulk enqueued, not timed), then at that depth:

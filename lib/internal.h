@@ -287,6 +287,10 @@ char *aipalq__text_finish(aipalq__text *t);
 /* Appends s as a JSON string: quotes, backslashes and control characters
  * escaped, every other byte (UTF-8, checked where the text came in) as is. */
 void aipalq__text_json_string(aipalq__text *t, const char *s);
+/* Appends `,"name":`, the start of an object member after the first. */
+void aipalq__text_json_key(aipalq__text *t, const char *name);
+/* Appends `,"name":` and value as a JSON string, or null when it is NULL. */
+void aipalq__text_json_field(aipalq__text *t, const char *name, const char *value);
 
 /* ----------------------------------------------------------- PostgreSQL */
 

@@ -83,13 +83,6 @@ static void finish_sync(aipalq__record *r, bool applied, aipalq_status st, const
     pthread_mutex_unlock(&r->sync->mu);
 }
 
-/* A key and a JSON string value after the object's first member. */
-static void add_string(aipalq__text *t, const char *key, const char *value)
-{
-    aipalq__text_printf(t, ",\"%s\":", key);
-    aipalq__text_json_string(t, value);
-}
-
 /* The segment as aipalq_record() reads it. Written as text, not built with
  * cJSON: cJSON prints every number with a printf and reads it back with a
  * scanf to check the round trip, which cost the worker more than the rest
@@ -108,7 +101,7 @@ static char *segment_json(aipalq__record **seg, int n)
         aipalq__utf8_scrub(r->msg);
         aipalq__text_add(&t, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
         aipalq__text_json_string(&t, r->id);
-        add_string(&t, "k", r->kind);
+        aipalq__text_json_field(&t, "k", r->kind);
         aipalq__text_printf(&t, ",\"tok\":%lld,\"att\":%d,\"pct\":%d", (long long)r->token,
                             r->attempt, r->pct);
         if (r->started)
@@ -118,13 +111,13 @@ static char *segment_json(aipalq__record **seg, int n)
         if (r->run_at_ms)
             aipalq__text_printf(&t, ",\"run_at\":%lld", (long long)r->run_at_ms);
         if (r->result)
-            add_string(&t, "result", r->result);
+            aipalq__text_json_field(&t, "result", r->result);
         if (r->err)
-            add_string(&t, "err", r->err);
+            aipalq__text_json_field(&t, "err", r->err);
         if (r->detail)
-            add_string(&t, "detail", r->detail);
+            aipalq__text_json_field(&t, "detail", r->detail);
         if (r->msg)
-            add_string(&t, "msg", r->msg);
+            aipalq__text_json_field(&t, "msg", r->msg);
         aipalq__text_add(&t, "}", 1);
     }
     aipalq__text_add(&t, "]", 1);
@@ -140,9 +133,9 @@ static char *done_json(const aipalq__record *r, const char *status)
     aipalq__text_str(&t, "{\"status\":");
     aipalq__text_json_string(&t, status);
     if (r->err)
-        add_string(&t, "error", r->err);
+        aipalq__text_json_field(&t, "error", r->err);
     if (r->result) {
-        aipalq__text_str(&t, ",\"result\":");
+        aipalq__text_json_key(&t, "result");
         aipalq__text_str(&t, r->result);
     }
     aipalq__text_add(&t, "}", 1);

@@ -11,38 +11,22 @@
 
 #include "internal.h"
 
-static void key(aipalq__text *t, const char *name)
-{
-    aipalq__text_add(t, ",\"", 2);
-    aipalq__text_str(t, name);
-    aipalq__text_add(t, "\":", 2);
-}
-
-static void field_text(aipalq__text *t, const char *name, const char *value)
-{
-    key(t, name);
-    if (value)
-        aipalq__text_json_string(t, value);
-    else
-        aipalq__text_add(t, "null", 4);
-}
-
 static void field_raw_json(aipalq__text *t, const char *name, const char *json)
 {
-    key(t, name);
+    aipalq__text_json_key(t, name);
     aipalq__text_str(t, json && *json ? json : "null");
 }
 
 static void field_int(aipalq__text *t, const char *name, long long v)
 {
-    key(t, name);
+    aipalq__text_json_key(t, name);
     aipalq__text_printf(t, "%lld", v);
 }
 
 /* Instants as ISO 8601 UTC with milliseconds, the API's format. */
 static void field_time(aipalq__text *t, const char *name, int64_t ms)
 {
-    key(t, name);
+    aipalq__text_json_key(t, name);
     if (!ms) {
         aipalq__text_add(t, "null", 4);
         return;
@@ -59,7 +43,7 @@ static void field_time(aipalq__text *t, const char *name, int64_t ms)
  * as the same double. */
 static void field_seconds(aipalq__text *t, const char *name, int64_t ms)
 {
-    key(t, name);
+    aipalq__text_json_key(t, name);
     double v = (double)ms / 1000.0;
     char buf[40];
     snprintf(buf, sizeof buf, "%.15g", v);
@@ -78,15 +62,15 @@ const char *aipalq_task_json(const aipalq_task *ct)
     aipalq__text t = {0};
     aipalq__text_str(&t, "{\"task_id\":");
     aipalq__text_json_string(&t, task->id);
-    field_text(&t, "task_type", task->type);
-    field_text(&t, "queue", task->queue);
-    field_text(&t, "status", aipalq_state_name(task->state));
+    aipalq__text_json_field(&t, "task_type", task->type);
+    aipalq__text_json_field(&t, "queue", task->queue);
+    aipalq__text_json_field(&t, "status", aipalq_state_name(task->state));
     field_int(&t, "priority", task->priority);
-    field_text(&t, "user_id", task->user_id);
+    aipalq__text_json_field(&t, "user_id", task->user_id);
     field_raw_json(&t, "params", task->params);
     field_raw_json(&t, "result", task->result);
-    field_text(&t, "error_message", task->error_message);
-    field_text(&t, "error_detail", task->error_detail);
+    aipalq__text_json_field(&t, "error_message", task->error_message);
+    aipalq__text_json_field(&t, "error_detail", task->error_detail);
     field_int(&t, "attempts", task->attempts);
     field_int(&t, "max_retries", task->max_retries);
     field_time(&t, "created_at", task->created_ms);
@@ -98,11 +82,11 @@ const char *aipalq_task_json(const aipalq_task *ct)
         field_seconds(&t, "duration_seconds", task->completed_ms - task->started_ms);
     else
         field_raw_json(&t, "duration_seconds", NULL);
-    field_text(&t, "worker_id", task->worker_id);
-    field_text(&t, "idempotency_key", task->idempotency_key);
+    aipalq__text_json_field(&t, "worker_id", task->worker_id);
+    aipalq__text_json_field(&t, "idempotency_key", task->idempotency_key);
     field_int(&t, "progress", task->progress);
-    field_text(&t, "progress_message", task->progress_message);
-    key(&t, "cancel_requested");
+    aipalq__text_json_field(&t, "progress_message", task->progress_message);
+    aipalq__text_json_key(&t, "cancel_requested");
     aipalq__text_str(&t, task->cancel_requested ? "true" : "false");
     aipalq__text_add(&t, "}", 1);
     task->json = aipalq__text_finish(&t);

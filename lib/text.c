@@ -109,3 +109,19 @@ void aipalq__text_json_string(aipalq__text *t, const char *s)
     aipalq__text_str(t, run);
     aipalq__text_add(t, "\"", 1);
 }
+
+void aipalq__text_json_key(aipalq__text *t, const char *name)
+{
+    aipalq__text_add(t, ",\"", 2);
+    aipalq__text_str(t, name);
+    aipalq__text_add(t, "\":", 2);
+}
+
+void aipalq__text_json_field(aipalq__text *t, const char *name, const char *value)
+{
+    aipalq__text_json_key(t, name);
+    if (value)
+        aipalq__text_json_string(t, value);
+    else
+        aipalq__text_add(t, "null", 4);
+}

@@ -18,9 +18,10 @@ SET enable_seqscan = off
 SET enable_bitmapscan = off
 AS $$
 DECLARE
-    ids uuid[] := ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(batch) AS e);
-    lo  uuid := (SELECT i FROM unnest(ids) AS i ORDER BY i LIMIT 1);
-    hi  uuid := (SELECT i FROM unnest(ids) AS i ORDER BY i DESC LIMIT 1);
+    ids uuid[] := ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(batch) AS e
+                        ORDER BY 1);
+    lo  uuid := ids[1];
+    hi  uuid := ids[cardinality(ids)];
 BEGIN
 RETURN QUERY
 WITH x AS (
