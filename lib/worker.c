@@ -447,14 +447,19 @@ void aipalq__wake_idle_slots(aipalq_worker *w)
         pthread_cond_signal(&s->cv);
 }
 
+static bool slots_should_exit(const aipalq_worker *w)
+{
+    return w->stop || w->slots_closing;
+}
+
 /* Under mu: the next job for a slot, or NULL when stopping. */
 aipalq_job *aipalq__pop_ready(aipalq_worker *w)
 {
-    if (!w->ready_head && !w->stop) {
+    if (!w->ready_head && !slots_should_exit(w)) {
         aipalq__slot_waiter me = {.job = NULL, .next = w->idle_slots};
         pthread_cond_init(&me.cv, NULL);
         w->idle_slots = &me;
-        while (!me.job && !w->stop)
+        while (!me.job && !slots_should_exit(w))
             pthread_cond_wait(&me.cv, &w->mu);
         if (!me.job) {
             /* Stopping: leave the stack (nobody handed us a job). */
@@ -708,6 +713,7 @@ static void shutdown_slots(aipalq_worker *w)
     }
     w->ready_tail = NULL;
     w->nready = 0;
+    w->slots_closing = true;
     aipalq__wake_idle_slots(w);
     while (w->nrunning > 0 && aipalq__monotonic_ms() < deadline && w->stop != 2) {
         aipalq__cond_wait_ms(&w->slot_cv, &w->mu, 100);
@@ -716,6 +722,22 @@ static void shutdown_slots(aipalq_worker *w)
     hand_back(w, true);
     if (w->mode == AIPALQ_MODE_PREFORK)
         w->stop = 2; /* slot threads kill their children */
+}
+
+/* Handler threads of an earlier run that outlived its shutdown deadline
+ * (thread mode) exit once their handlers return; they use this worker until
+ * then, so a new run or aipalq_worker_free waits for them first. */
+static void wait_for_detached_slots(aipalq_worker *w)
+{
+    if (!w->slot_threads)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (w->live_slots > 0)
+        pthread_cond_wait(&w->slot_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    free(w->slot_threads);
+    w->slot_threads = NULL;
+    w->nslot_threads = 0;
 }
 
 aipalq_status aipalq_worker_run(aipalq_worker *w)
@@ -728,10 +750,12 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
         return werr(w, AIPALQ_EMISUSE, "no handler registered");
     /* A stop requested before the loop started (a signal right after the
      * handler was installed) is honoured: the loop ends at once. */
+    wait_for_detached_slots(w);
     aipalq_status st = start_runtime(w);
     if (st != AIPALQ_OK)
         return st;
     w->running_loop = true;
+    w->slots_closing = false;
     w->slot_threads = calloc((size_t)w->concurrency, sizeof *w->slot_threads);
     void *(*slot_fn)(void *) = w->mode == AIPALQ_MODE_PREFORK ? aipalq__prefork_slot : thread_slot;
     for (int i = 0; w->slot_threads && i < w->concurrency; i++) {
@@ -847,15 +871,7 @@ void aipalq_worker_free(aipalq_worker *w)
 {
     if (!aipalq__worker_ok(w))
         return;
-    if (w->slot_threads) {
-        /* Handlers that outlived a shutdown deadline: wait for their threads,
-         * which use this worker until they return. */
-        pthread_mutex_lock(&w->mu);
-        while (w->live_slots > 0)
-            pthread_cond_wait(&w->slot_cv, &w->mu);
-        pthread_mutex_unlock(&w->mu);
-        free(w->slot_threads);
-    }
+    wait_for_detached_slots(w);
     stop_runtime(w, aipalq__monotonic_ms() + 5000);
     clear_queues(w);
     free(w->handlers);

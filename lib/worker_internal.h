@@ -151,6 +151,11 @@ struct aipalq_worker {
     pthread_t *slot_threads;
     int nslot_threads;
     int live_slots; /* slot threads not yet returned, guarded by mu */
+    /* Set under mu when a run's slots are shut down, cleared only when the
+     * next run starts its own: unlike stop (which a run clears on return so
+     * the worker can run again), it still tells a handler thread that outlived
+     * the shutdown deadline to exit once its handler returns. */
+    bool slots_closing;
     pthread_t heartbeat_thread, recorder_thread, maintenance_thread;
     atomic_int heartbeat_stop;
     atomic_int maintenance_stop;
@@ -220,9 +225,8 @@ aipalq_status aipalq__take(aipalq_worker *w, aipalq_client *c, int max, aipalq_j
  * passes. With jobs (not NULL) and max > 0 it then takes up to max tasks
  * from the first queue, with no round trip in between, as aipalq__take
  * would: *jobs gets a malloc'd array the caller frees. */
-aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms,
-                                    int max, aipalq_job ***jobs, int *njobs,
-                                    int64_t *next_due_ms);
+aipalq_status aipalq__wait_for_work(aipalq_worker *w, aipalq_client *c, int64_t timeout_ms, int max,
+                                    aipalq_job ***jobs, int *njobs, int64_t *next_due_ms);
 
 /* recorder.c */
 aipalq_status aipalq__recorder_start(aipalq_worker *w);

@@ -65,6 +65,9 @@ typedef enum aipalq_worker_mode {
  * 30 s leases, 30 s shutdown deadline. Returns NULL when memory runs out.
  * Free with aipalq_worker_free. */
 AIPALQ_API aipalq_worker *aipalq_worker_new(aipalq_client *client);
+/* Frees the worker (not while aipalq_worker_run runs). In thread mode it first
+ * waits for any handler that outlived the last run's shutdown deadline to
+ * return. NULL is ignored. */
 AIPALQ_API void aipalq_worker_free(aipalq_worker *worker);
 
 /* The message of the worker's last error ("" after success); owned by the
@@ -113,8 +116,11 @@ AIPALQ_API aipalq_status aipalq_worker_on_soft_limit(aipalq_worker *worker, aipa
 /* Runs the loop until aipalq_worker_stop(), then shuts down: stops taking
  * tasks, lets running handlers finish up to the shutdown deadline, hands the
  * rest back (they run elsewhere; not counted as attempts), records every
- * outcome and returns AIPALQ_OK. Errors: AIPALQ_EMISUSE (already running, or
- * no handler), AIPALQ_EINVAL (no queue). Lost connections are retried with
+ * outcome and returns AIPALQ_OK. In thread mode a handler still running at
+ * the deadline cannot be interrupted: its task is handed back, its thread is
+ * left to finish (its late outcome is ignored), and aipalq_worker_free or the
+ * next run waits for it. Errors: AIPALQ_EMISUSE (already running, or no
+ * handler), AIPALQ_EINVAL (no queue). Lost connections are retried with
  * backoff, not returned. */
 AIPALQ_API aipalq_status aipalq_worker_run(aipalq_worker *worker);
 

@@ -170,6 +170,29 @@ START_TEST(test_fast_stop_hands_back)
 }
 END_TEST
 
+/* Thread mode: a handler that ignores the stop and outlives the shutdown
+ * deadline has its task handed back; its thread is left to finish, and once
+ * the handler returns the process exits (aipalq_worker_free waits for it,
+ * and the thread must not wait for work of a run that is over). */
+START_TEST(test_handler_past_the_deadline_lets_the_worker_exit)
+{
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"g.t\",\"queue\":\"@Q\"}]");
+    wt_proc_opts oa = {.mode = "threads", .concurrency = 2, .shutdown_ms = 300, .tag = "A"};
+    pid_t a = wt_proc_start(&ctx, &oa);
+    char ids[1][AIPALQ_ID_SIZE];
+    wt_enqueue(&ctx, "g.t", "{\"sleep_ms\":1500,\"ignore_cancel\":true}", NULL, ids[0]);
+    wt_wait_running_on(&ctx, ids[0], a, 10000);
+    ck_assert_int_eq(kill(a, SIGTERM), 0);
+    assert_clean_exit(wt_proc_wait(a, 20000));
+    ck_assert_int_eq(wt_log_count(&ctx, ids[0], "completed"), 1); /* it did return */
+    assert_handed_back(&ctx, ids[0]); /* and its late outcome was ignored */
+    assert_no_failures();
+    finish_elsewhere(&ctx, ids, 1);
+    wt_end(&ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("worker_shutdown");
@@ -177,6 +200,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_graceful_timeout_hands_back, 0, 2);
     tcase_add_loop_test(tc, test_graceful_lets_tasks_finish, 0, 2);
     tcase_add_loop_test(tc, test_fast_stop_hands_back, 0, 2);
+    tcase_add_test(tc, test_handler_past_the_deadline_lets_the_worker_exit);
     suite_add_tcase(s, tc);
     return s;
 }
