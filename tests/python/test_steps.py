@@ -143,7 +143,8 @@ class Steps(support.ServiceTest):
         self.assertIsNone(w.next())
         self.assertLess(w.idle_seconds(), 5)
         self.assertIsNone(w.next(0))
-        self.assertLess(time.monotonic() - t0, 1.0)
+        # Neither call waited (the first also connected: slow under ASan).
+        self.assertLess(time.monotonic() - t0, 2.5)
         for timeout, secs in ((0.5, 0.5), (timedelta(milliseconds=300), 0.3), (1.2, 1.2)):
             t0 = time.monotonic()
             self.assertIsNone(w.next(timeout))
