@@ -420,18 +420,20 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* Under mu: hands a job to the slot thread that went idle last (its caches
- * are the warmest), waking that thread alone; queues it when none waits. */
-static void push_ready(aipalq_worker *w, aipalq_job *job)
+/* Under mu: wakes the slot thread that went idle last (its caches are the
+ * warmest), handing it `job`. */
+static void wake_idle_slot(aipalq_worker *w, aipalq_job *job)
 {
     aipalq__slot_waiter *idle = w->idle_slots;
-    if (idle) {
-        w->idle_slots = idle->next;
-        idle->next = NULL;
-        idle->job = job;
-        pthread_cond_signal(&idle->cv);
-        return;
-    }
+    w->idle_slots = idle->next;
+    idle->next = NULL;
+    idle->job = job;
+    w->slot_waking = true;
+    pthread_cond_signal(&idle->cv);
+}
+
+static void queue_ready(aipalq_worker *w, aipalq_job *job)
+{
     job->next_ready = NULL;
     if (w->ready_tail)
         w->ready_tail->next_ready = job;
@@ -439,6 +441,40 @@ static void push_ready(aipalq_worker *w, aipalq_job *job)
         w->ready_head = job;
     w->ready_tail = job;
     w->nready++;
+}
+
+static aipalq_job *unqueue_ready(aipalq_worker *w)
+{
+    aipalq_job *job = w->ready_head;
+    if (!job)
+        return NULL;
+    w->ready_head = job->next_ready;
+    if (!w->ready_head)
+        w->ready_tail = NULL;
+    w->nready--;
+    return job;
+}
+
+/* Under mu: one slot thread is being woken at a time. A wake-up costs more
+ * than a short handler (on this kind of VM, tens of microseconds), so jobs
+ * that arrive meanwhile wait in the ready queue: the woken thread, or a
+ * thread that finishes its job first, takes the next one and wakes the next
+ * idle thread only if work is still waiting then. Short handlers thus run on
+ * as few threads as keep up with them; long ones still spread over every
+ * slot, one wake-up after another. */
+static void push_ready(aipalq_worker *w, aipalq_job *job)
+{
+    if (w->idle_slots && !w->slot_waking)
+        wake_idle_slot(w, job);
+    else
+        queue_ready(w, job);
+}
+
+/* Under mu: passes the wake-up on when work is still waiting. */
+static void wake_next_if_waiting(aipalq_worker *w)
+{
+    if (w->ready_head && w->idle_slots && !w->slot_waking)
+        wake_idle_slot(w, unqueue_ready(w));
 }
 
 void aipalq__wake_idle_slots(aipalq_worker *w)
@@ -470,16 +506,14 @@ aipalq_job *aipalq__pop_ready(aipalq_worker *w)
                 }
         }
         pthread_cond_destroy(&me.cv);
-        if (me.job)
+        if (me.job) {
+            w->slot_waking = false; /* this was the wake-up in flight */
+            wake_next_if_waiting(w);
             return me.job;
+        }
     }
-    aipalq_job *job = w->ready_head;
-    if (!job)
-        return NULL;
-    w->ready_head = job->next_ready;
-    if (!w->ready_head)
-        w->ready_tail = NULL;
-    w->nready--;
+    aipalq_job *job = unqueue_ready(w);
+    wake_next_if_waiting(w);
     return job;
 }
 
@@ -756,6 +790,7 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
         return st;
     w->running_loop = true;
     w->slots_closing = false;
+    w->slot_waking = false;
     w->slot_threads = calloc((size_t)w->concurrency, sizeof *w->slot_threads);
     void *(*slot_fn)(void *) = w->mode == AIPALQ_MODE_PREFORK ? aipalq__prefork_slot : thread_slot;
     for (int i = 0; w->slot_threads && i < w->concurrency; i++) {

@@ -141,6 +141,7 @@ struct aipalq_worker {
     aipalq_job *inflight;                /* every leased job */
     aipalq_job *ready_head, *ready_tail; /* jobs no idle slot was waiting for */
     int nready, nrunning;
+    bool slot_waking; /* an idle slot thread was handed a job and not yet run */
     /* 0 run, 1 graceful, 2 fast. Written by aipalq_worker_stop from any
      * thread or a signal handler, read by the slot, handler and heartbeat
      * threads without mu: an atomic (lock-free, hence also async-signal-safe),

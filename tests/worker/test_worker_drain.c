@@ -1,6 +1,6 @@
 /* 10,000 tasks drained by two worker processes (threads, concurrency 4
  * each): every task completed exactly once in PostgreSQL, nothing left in
- * Redis. */
+ * Redis. And slow tasks taken in one go spread over every slot. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,11 +104,65 @@ START_TEST(test_drain_10k_two_workers)
 }
 END_TEST
 
+static const char *const modes[] = {"threads", "prefork"};
+
+/* When the handler of `id` started (Unix ms, from its log line). */
+static long long handler_start_ms(const wt_ctx *ctx, const char *id)
+{
+    FILE *f = fopen(ctx->log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512], lid[64], what[32];
+    int att;
+    long pid;
+    long long start = -1, ms;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %d %ld %31s %lld", lid, &att, &pid, what, &ms) == 5 &&
+            strcmp(lid, id) == 0)
+            start = ms;
+    fclose(f);
+    ck_assert_msg(start >= 0, "no log line for task %s", id);
+    return start;
+}
+
+/* Six slow tasks waiting when a worker with six slots starts: its first take
+ * gets them all, and although slot threads are woken one at a time (so that
+ * short tasks run on as few threads as keep up), the six handlers run at
+ * once: they all start well before the first of them ends. */
+START_TEST(test_slow_tasks_spread_over_every_slot)
+{
+    const char *mode = modes[_i];
+    WT_SKIP_PREFORK_UNDER_ASAN(mode);
+    enum { NSLOW = 6, SLOW_MS = 3000 };
+    wt_ctx ctx;
+    wt_begin(&ctx, "[{\"name\":\"d.s\",\"queue\":\"@Q\"}]");
+    char ids[NSLOW][AIPALQ_ID_SIZE];
+    char params[64];
+    snprintf(params, sizeof params, "{\"sleep_ms\":%d,\"ignore_cancel\":true}", SLOW_MS);
+    for (int i = 0; i < NSLOW; i++)
+        wt_enqueue(&ctx, "d.s", params, NULL, ids[i]);
+    wt_proc_opts o = {.mode = mode, .concurrency = NSLOW};
+    wt_proc_start(&ctx, &o);
+    wt_sql_wait(NSLOW, 60000,
+                "SELECT count(*) FROM aipalq_tasks WHERE queue = '%s' AND status = 'completed'",
+                ctx.queue);
+    long long first = -1, last = -1;
+    for (int i = 0; i < NSLOW; i++) {
+        long long start = handler_start_ms(&ctx, ids[i]);
+        first = first < 0 || start < first ? start : first;
+        last = start > last ? start : last;
+    }
+    ck_assert_msg(last - first < SLOW_MS / 2,
+                  "%s: the last handler started %lld ms after the first", mode, last - first);
+    wt_end(&ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("worker_drain");
     TCase *tc = wt_tcase("drain", 300);
     tcase_add_test(tc, test_drain_10k_two_workers);
+    tcase_add_loop_test(tc, test_slow_tasks_spread_over_every_slot, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
