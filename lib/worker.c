@@ -491,13 +491,18 @@ static bool slots_should_exit(const aipalq_worker *w)
 /* Under mu: the next job for a slot, or NULL when stopping. */
 aipalq_job *aipalq__pop_ready(aipalq_worker *w)
 {
+    aipalq_job *job = NULL;
     if (!w->ready_head && !slots_should_exit(w)) {
         aipalq__slot_waiter me = {.job = NULL, .next = w->idle_slots};
         pthread_cond_init(&me.cv, NULL);
         w->idle_slots = &me;
         while (!me.job && !slots_should_exit(w))
             pthread_cond_wait(&me.cv, &w->mu);
-        if (!me.job) {
+        pthread_cond_destroy(&me.cv);
+        job = me.job;
+        if (job) {
+            w->slot_waking = false; /* this was the wake-up in flight */
+        } else {
             /* Stopping: leave the stack (nobody handed us a job). */
             for (aipalq__slot_waiter **p = &w->idle_slots; *p; p = &(*p)->next)
                 if (*p == &me) {
@@ -505,14 +510,9 @@ aipalq_job *aipalq__pop_ready(aipalq_worker *w)
                     break;
                 }
         }
-        pthread_cond_destroy(&me.cv);
-        if (me.job) {
-            w->slot_waking = false; /* this was the wake-up in flight */
-            wake_next_if_waiting(w);
-            return me.job;
-        }
     }
-    aipalq_job *job = unqueue_ready(w);
+    if (!job)
+        job = unqueue_ready(w);
     wake_next_if_waiting(w);
     return job;
 }
@@ -736,17 +736,13 @@ static void shutdown_slots(aipalq_worker *w)
     /* Graceful: running handlers may finish until the deadline. Queued
      * (prefetched) jobs are handed back now. */
     pthread_mutex_lock(&w->mu);
-    while (w->ready_head) {
-        aipalq_job *job = w->ready_head;
-        w->ready_head = job->next_ready;
+    for (aipalq_job *job; (job = unqueue_ready(w));) {
         atomic_store(&job->abandoned, 1);
         aipalq__release_job(w, job);
         aipalq__inflight_remove(w, job);
         w->nrunning--;
         aipalq__job_destroy(job);
     }
-    w->ready_tail = NULL;
-    w->nready = 0;
     w->slots_closing = true;
     aipalq__wake_idle_slots(w);
     while (w->nrunning > 0 && aipalq__monotonic_ms() < deadline && w->stop != 2) {
@@ -782,9 +778,9 @@ aipalq_status aipalq_worker_run(aipalq_worker *w)
         return werr(w, AIPALQ_EMISUSE, "the worker is already running");
     if (w->nhandlers == 0)
         return werr(w, AIPALQ_EMISUSE, "no handler registered");
+    wait_for_detached_slots(w);
     /* A stop requested before the loop started (a signal right after the
      * handler was installed) is honoured: the loop ends at once. */
-    wait_for_detached_slots(w);
     aipalq_status st = start_runtime(w);
     if (st != AIPALQ_OK)
         return st;

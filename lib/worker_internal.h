@@ -139,7 +139,7 @@ struct aipalq_worker {
     pthread_cond_t slot_cv;              /* a handler slot freed, or stop */
     aipalq__slot_waiter *idle_slots;     /* slot threads waiting for a job (a stack) */
     aipalq_job *inflight;                /* every leased job */
-    aipalq_job *ready_head, *ready_tail; /* jobs no idle slot was waiting for */
+    aipalq_job *ready_head, *ready_tail; /* jobs no slot thread has taken yet */
     int nready, nrunning;
     bool slot_waking; /* an idle slot thread was handed a job and not yet run */
     /* 0 run, 1 graceful, 2 fast. Written by aipalq_worker_stop from any
