@@ -7,11 +7,14 @@
  *   aipalq_bench drain N PROCS CONCURRENCY
  *   aipalq_bench latency N RATE CONCURRENCY
  *   aipalq_bench scale DEPTH TAKE PROCS CONCURRENCY
+ *   aipalq_bench record N BATCH
  *
  * scale fills the queue with DEPTH tasks (bulk), then measures at that depth:
  * one-at-a-time enqueue, bulk enqueue, drains of TAKE tasks from the top
  * (SCALE_ROUNDS rounds, 5 by default, the queue refilled to the same depth
  * between them) and status lookups (aipalq_get) of random ids among all rows.
+ *
+ * record measures PostgreSQL alone recording outcomes (see scenario_record).
  *
  * CPU cost per task: user+sys CPU of the worker processes (or, for enqueue,
  * of this producer), Redis and PostgreSQL (the postmaster with its exited
@@ -833,11 +836,180 @@ static void scenario_scale(long depth, long take, int procs, int conc)
                 aof_pct, aof_pct);
 }
 
+/* ------------------------------------------------------------- record */
+
+/* The ids of the benchmark's pending rows, oldest first. */
+static PGresult *pending_ids(PGconn *conn)
+{
+    PGresult *ids = PQexec(conn, "SELECT id::text FROM aipalq_tasks WHERE namespace = '" NS
+                                 "' AND status = 'pending' ORDER BY id");
+    if (PQresultStatus(ids) != PGRES_TUPLES_OK)
+        die("query", PQresultErrorMessage(ids));
+    return ids;
+}
+
+/* Rows [from, to) of ids as aipalq_record() reads a worker's batch: each a
+ * no-op's completion folded with its start, as a drain records it. */
+static size_t record_batch_json(char *buf, size_t size, PGresult *ids, int from, int to,
+                                int64_t started_ms)
+{
+    size_t len = 0;
+    buf[len++] = '[';
+    for (int i = from; i < to && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len,
+                                "%s{\"id\":\"%s\",\"k\":\"completed\",\"tok\":1,\"att\":1,"
+                                "\"pct\":0,\"started\":true,\"st\":%" PRId64 "}",
+                                i > from ? "," : "", PQgetvalue(ids, i, 0), started_ms);
+    if (len + 2 > size)
+        die("record", "batch buffer too small");
+    buf[len++] = ']';
+    buf[len] = '\0';
+    return len;
+}
+
+/* Rows [from, to) of ids as a uuid[] literal. */
+static void id_array(char *buf, size_t size, PGresult *ids, int from, int to)
+{
+    size_t len = 0;
+    buf[len++] = '{';
+    for (int i = from; i < to && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i > from ? "," : "",
+                                PQgetvalue(ids, i, 0));
+    if (len + 2 > size)
+        die("record", "batch buffer too small");
+    buf[len++] = '}';
+    buf[len] = '\0';
+}
+
+/* Sends sql with one parameter and checks that it changed want rows. */
+static void exec_expecting(PGconn *conn, const char *sql, const char *param, long want)
+{
+    PGresult *r = PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        die("record", PQresultErrorMessage(r));
+    long got = st == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : atol(PQcmdTuples(r));
+    PQclear(r);
+    if (got != want) {
+        fprintf(stderr, "aipalq_bench: record: %ld of %ld rows changed\n", got, want);
+        exit(1);
+    }
+}
+
+/* CPU seconds of this connection's backend so far, to the nanosecond
+ * (/proc/PID/schedstat): only the work of the statements sent, not that of
+ * autovacuum or the WAL writer, which may fall in any run. */
+static double backend_cpu_s(PGconn *conn)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", PQbackendPID(conn));
+    FILE *f = fopen(path, "r");
+    unsigned long long ns = 0;
+    if (!f || fscanf(f, "%llu", &ns) != 1)
+        die("record", "cannot read the backend's CPU time (is the server on this machine?)");
+    fclose(f);
+    return (double)ns / 1e9;
+}
+
+/* The time one way of recording has taken: the backend's CPU and the wall clock. */
+typedef struct record_cost {
+    double cpu, secs;
+} record_cost;
+
+/* Completes the 2n pending rows batch by batch, alternating between
+ * aipalq_record() (*ours) and plain SQL making the same row changes and
+ * event rows (*plain), so that both meet the host in the same state: its
+ * speed swings over seconds, a batch takes milliseconds. */
+static void record_alternating(PGconn *conn, long n, int batch, record_cost *ours,
+                               record_cost *plain)
+{
+    static const char ours_sql[] = "SELECT count(*) FILTER (WHERE applied)"
+                                   " FROM aipalq_record($1::jsonb, 'bench')";
+    static const char plain_sql[] =
+        "WITH u AS (UPDATE aipalq_tasks SET status = 'completed', attempts = 1, token = 1,"
+        " started_at = now(), completed_at = now(), updated_at = now(), progress = 100,"
+        " worker_id = 'bench', run_at = NULL WHERE id = ANY($1::uuid[])"
+        " RETURNING id)"
+        " INSERT INTO aipalq_events (task_id, from_status, to_status, attempt, worker_id,"
+        " started_at) SELECT id, 'pending', 'completed', 1, 'bench', now() FROM u";
+    PGresult *ids = pending_ids(conn);
+    if (PQntuples(ids) != 2 * n)
+        die("record", "the pending rows are not the tasks just enqueued");
+    size_t size = (size_t)batch * 160 + 16;
+    char *buf = malloc(size);
+    if (!buf)
+        die("record", "out of memory");
+    *ours = *plain = (record_cost){0, 0};
+    /* The first change of each page after a checkpoint logs the whole page
+     * to the WAL, on the backend's CPU: both start from a fresh one (needs
+     * pg_checkpoint rights; without them, checkpoints fall where they may). */
+    PQclear(PQexec(conn, "CHECKPOINT"));
+    for (int from = 0, k = 0; from < 2 * n; from += batch, k++) {
+        int to = from + batch < 2 * n ? from + batch : (int)(2 * n);
+        bool is_plain = k % 2 == 1;
+        if (is_plain)
+            id_array(buf, size, ids, from, to);
+        else
+            record_batch_json(buf, size, ids, from, to, now_us() / 1000);
+        record_cost *cost = is_plain ? plain : ours;
+        double cpu0 = backend_cpu_s(conn), t0 = now_s();
+        exec_expecting(conn, is_plain ? plain_sql : ours_sql, buf, to - from);
+        cost->secs += now_s() - t0;
+        cost->cpu += backend_cpu_s(conn) - cpu0;
+    }
+    free(buf);
+    PQclear(ids);
+}
+
+/* Every task completed once, with exactly one event of its completion. */
+static void verify_recorded(PGconn *conn, long n)
+{
+    long long done = completed_rows(conn);
+    long long events = pg_count(conn, "SELECT count(*) FROM aipalq_events e JOIN aipalq_tasks t"
+                                      " ON t.id = e.task_id WHERE t.namespace = '" NS
+                                      "' AND e.to_status = 'completed'");
+    if (done != n || events != n) {
+        fprintf(stderr, "aipalq_bench: record: %lld completed rows and %lld events for %ld\n", done,
+                events, n);
+        exit(1);
+    }
+}
+
+/* PostgreSQL's own cost of recording outcomes, apart from Redis and the
+ * workers: of 2n enqueued tasks, n are completed by aipalq_record() calls of
+ * `batch` outcomes each (the statement a worker's recorder sends) and n by
+ * plain SQL making the same row changes and event rows, the floor for those
+ * writes on these indexes; batches of the two alternate, one at a time from
+ * this process. The figures are the CPU time of the one backend doing the
+ * work, which moves far less with the host's load swings than a drain's
+ * (±15 %): changes to the schema or to aipalq_record can be compared. */
+static void scenario_record(long n, int batch)
+{
+    if (n <= 0 || batch <= 0 || batch > 10000)
+        die("usage", "record N BATCH (BATCH 1 to 10,000)");
+    record_cost ours, plain;
+    reset();
+    enqueue_bulk_untimed(2 * n);
+    PGconn *conn = pg();
+    record_alternating(conn, n, batch, &ours, &plain);
+    verify_recorded(conn, 2 * n);
+    PQfinish(conn);
+    printf("{\"system\":\"libaipalq\",\"variant\":\"batch-%d\",\"scenario\":\"record\",\"n\":%ld,"
+           "\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"pg_cpu_us_per_task\":%.2f,"
+           "\"plain_sql_seconds\":%.3f,\"plain_sql_pg_cpu_us_per_task\":%.2f,"
+           "\"vs_plain_sql\":%.2f,\"versions\":\"libaipalq %s\"}\n",
+           batch, n, ours.secs, (double)n / ours.secs, ours.cpu * 1e6 / (double)n, plain.secs,
+           plain.cpu * 1e6 / (double)n, plain.cpu > 0 ? ours.cpu / plain.cpu : 0.0,
+           aipalq_version_string());
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: aipalq_bench enqueue|enqueue-bulk N | drain N PROCS CONC |"
-                        " latency N RATE CONC | scale DEPTH TAKE PROCS CONC\n");
+                        " latency N RATE CONC | scale DEPTH TAKE PROCS CONC |"
+                        " record N BATCH\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -854,6 +1026,8 @@ int main(int argc, char **argv)
         scenario_drain(n, atoi(argv[3]), atoi(argv[4]));
     else if (strcmp(argv[1], "latency") == 0 && argc >= 5)
         scenario_latency(n, atoi(argv[3]), atoi(argv[4]), async_commit);
+    else if (strcmp(argv[1], "record") == 0 && argc >= 4)
+        scenario_record(n, atoi(argv[3]));
     else if (strcmp(argv[1], "scale") == 0 && argc >= 6 && atol(argv[3]) >= 10)
         scenario_scale(n, atol(argv[3]), atoi(argv[4]), atoi(argv[5]));
     else

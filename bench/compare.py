@@ -278,6 +278,14 @@ def cpu_rows(t, res):
     if cells:
         t.row("CPU µs per task (worker or producer + Redis + PostgreSQL), best variant",
               {"libaipalq": ", ".join(cells.values())}, "", "")
+    rec = res.of("libaipalq", "record")
+    if rec:
+        r = rec[0]
+        t.row(f"PostgreSQL CPU µs per recorded completion ({r.get('variant')}), "
+              "against plain SQL making the same writes",
+              {"libaipalq": f"{r['pg_cpu_us_per_task']:.1f} (plain SQL "
+                            f"{r['plain_sql_pg_cpu_us_per_task']:.1f})"},
+              f"{r['vs_plain_sql']:.2f}x plain SQL", "")
 
 
 def main():

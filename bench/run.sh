@@ -57,6 +57,9 @@ for procs in 1 2; do
 done
 "$bin" latency "$LAT_N" "$LAT_RATE" 8
 ASYNC_COMMIT=1 "$bin" latency "$LAT_N" "$LAT_RATE" 8
+# PostgreSQL alone recording completions in batches of the size a drain's recorders send
+# (~300), against plain SQL making the same writes: what is ours and what is the schema's.
+"$bin" record "$N" 300
 
 # Cost against depth: the same measurements with SCALE_TAKE and (SCALE=1) SCALE_N waiting.
 "$bin" scale "$SCALE_TAKE" "$SCALE_TAKE" "$SCALE_PROCS" "$SCALE_CONC"
