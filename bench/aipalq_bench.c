@@ -848,36 +848,26 @@ static PGresult *pending_ids(PGconn *conn)
     return ids;
 }
 
-/* Rows [from, to) of ids as aipalq_record() reads a worker's batch: each a
- * no-op's completion folded with its start, as a drain records it. */
-static size_t record_batch_json(char *buf, size_t size, PGresult *ids, int from, int to,
-                                int64_t started_ms)
+/* Rows [from, to) of ids as the one parameter of a batch: for
+ * aipalq_record() the JSON array a worker's recorder sends, each a no-op's
+ * completion folded with its start as a drain records it; for plain SQL a
+ * uuid[] literal. */
+static void batch_param(char *buf, size_t size, PGresult *ids, int from, int to, bool plain)
 {
+    int64_t started_ms = now_us() / 1000;
     size_t len = 0;
-    buf[len++] = '[';
-    for (int i = from; i < to && len < size; i++)
-        len += (size_t)snprintf(buf + len, size - len,
-                                "%s{\"id\":\"%s\",\"k\":\"completed\",\"tok\":1,\"att\":1,"
-                                "\"pct\":0,\"started\":true,\"st\":%" PRId64 "}",
-                                i > from ? "," : "", PQgetvalue(ids, i, 0), started_ms);
+    buf[len++] = plain ? '{' : '[';
+    for (int i = from; i < to && len < size; i++) {
+        const char *sep = i > from ? "," : "", *id = PQgetvalue(ids, i, 0);
+        len += (size_t)(plain ? snprintf(buf + len, size - len, "%s%s", sep, id)
+                              : snprintf(buf + len, size - len,
+                                         "%s{\"id\":\"%s\",\"k\":\"completed\",\"tok\":1,"
+                                         "\"att\":1,\"pct\":0,\"started\":true,\"st\":%" PRId64 "}",
+                                         sep, id, started_ms));
+    }
     if (len + 2 > size)
         die("record", "batch buffer too small");
-    buf[len++] = ']';
-    buf[len] = '\0';
-    return len;
-}
-
-/* Rows [from, to) of ids as a uuid[] literal. */
-static void id_array(char *buf, size_t size, PGresult *ids, int from, int to)
-{
-    size_t len = 0;
-    buf[len++] = '{';
-    for (int i = from; i < to && len < size; i++)
-        len += (size_t)snprintf(buf + len, size - len, "%s%s", i > from ? "," : "",
-                                PQgetvalue(ids, i, 0));
-    if (len + 2 > size)
-        die("record", "batch buffer too small");
-    buf[len++] = '}';
+    buf[len++] = plain ? '}' : ']';
     buf[len] = '\0';
 }
 
@@ -911,9 +901,11 @@ static double backend_cpu_s(PGconn *conn)
     return (double)ns / 1e9;
 }
 
-/* The time one way of recording has taken: the backend's CPU and the wall clock. */
+/* What one way of recording has taken: the backend's CPU and the wall clock,
+ * for that many tasks. */
 typedef struct record_cost {
     double cpu, secs;
+    long tasks;
 } record_cost;
 
 /* Completes the 2n pending rows batch by batch, alternating between
@@ -939,7 +931,7 @@ static void record_alternating(PGconn *conn, long n, int batch, record_cost *our
     char *buf = malloc(size);
     if (!buf)
         die("record", "out of memory");
-    *ours = *plain = (record_cost){0, 0};
+    *ours = *plain = (record_cost){0, 0, 0};
     /* The first change of each page after a checkpoint logs the whole page
      * to the WAL, on the backend's CPU: both start from a fresh one (needs
      * pg_checkpoint rights; without them, checkpoints fall where they may). */
@@ -947,15 +939,13 @@ static void record_alternating(PGconn *conn, long n, int batch, record_cost *our
     for (int from = 0, k = 0; from < 2 * n; from += batch, k++) {
         int to = from + batch < 2 * n ? from + batch : (int)(2 * n);
         bool is_plain = k % 2 == 1;
-        if (is_plain)
-            id_array(buf, size, ids, from, to);
-        else
-            record_batch_json(buf, size, ids, from, to, now_us() / 1000);
+        batch_param(buf, size, ids, from, to, is_plain);
         record_cost *cost = is_plain ? plain : ours;
         double cpu0 = backend_cpu_s(conn), t0 = now_s();
         exec_expecting(conn, is_plain ? plain_sql : ours_sql, buf, to - from);
         cost->secs += now_s() - t0;
         cost->cpu += backend_cpu_s(conn) - cpu0;
+        cost->tasks += to - from;
     }
     free(buf);
     PQclear(ids);
@@ -994,13 +984,14 @@ static void scenario_record(long n, int batch)
     record_alternating(conn, n, batch, &ours, &plain);
     verify_recorded(conn, 2 * n);
     PQfinish(conn);
+    double ours_us = ours.cpu * 1e6 / (double)ours.tasks;
+    double plain_us = plain.tasks > 0 ? plain.cpu * 1e6 / (double)plain.tasks : 0.0;
     printf("{\"system\":\"libaipalq\",\"variant\":\"batch-%d\",\"scenario\":\"record\",\"n\":%ld,"
            "\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"pg_cpu_us_per_task\":%.2f,"
-           "\"plain_sql_seconds\":%.3f,\"plain_sql_pg_cpu_us_per_task\":%.2f,"
+           "\"plain_sql_n\":%ld,\"plain_sql_seconds\":%.3f,\"plain_sql_pg_cpu_us_per_task\":%.2f,"
            "\"vs_plain_sql\":%.2f,\"versions\":\"libaipalq %s\"}\n",
-           batch, n, ours.secs, (double)n / ours.secs, ours.cpu * 1e6 / (double)n, plain.secs,
-           plain.cpu * 1e6 / (double)n, plain.cpu > 0 ? ours.cpu / plain.cpu : 0.0,
-           aipalq_version_string());
+           batch, ours.tasks, ours.secs, (double)ours.tasks / ours.secs, ours_us, plain.tasks,
+           plain.secs, plain_us, plain_us > 0 ? ours_us / plain_us : 0.0, aipalq_version_string());
     fflush(stdout);
 }
 
