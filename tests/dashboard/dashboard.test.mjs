@@ -298,9 +298,15 @@ await check('keyboard: shortcuts, help, skip link, labelled controls', async () 
   assert(focused, 'slash does not focus the filters');
   await page.keyboard.press('ArrowRight'); // radios: All -> Pending
   await page.waitForFunction(() => /status=pending/.test(location.hash));
-  // Tab reaches a task link and Enter opens it
+  // Tab reaches a task link and Enter opens it. The list of every state must
+  // have replaced the pending ones first: a link focused in the old list can
+  // leave the page with its row when the new list renders.
   await page.locator('.status-filter label', { hasText: 'All' }).click();
+  await page.waitForFunction(() => !/status=/.test(location.hash)
+    && [...document.querySelectorAll('#task-rows tr')].some((tr) => tr.dataset.status !== 'pending'));
   await page.locator('#task-rows a').first().focus();
+  assert(await page.evaluate(() => document.activeElement?.classList.contains('task-link')),
+    'a task link does not take the focus');
   await page.keyboard.press('Enter');
   await page.locator('#view-task').waitFor();
   // every control has an accessible name, on every view

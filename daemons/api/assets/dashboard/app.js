@@ -365,13 +365,19 @@ function applyFilters(resetPage = true) {
   refreshView();
 }
 
-async function loadTasks() {
+// The list request of the current filters.
+function tasksQuery() {
   const f = state.filters;
   const q = new URLSearchParams({ limit: String(f.size), offset: String(f.page * f.size) });
   if (FILTER_STATES[f.status]) q.set('status', FILTER_STATES[f.status]);
   if (f.type) q.set('type', f.type);
   if (f.queue) q.set('queue', f.queue);
-  const want = q.toString();
+  return q.toString();
+}
+
+async function loadTasks() {
+  const f = state.filters;
+  const want = tasksQuery();
   let data;
   try {
     data = await api('GET', `/api/tasks?${want}`);
@@ -380,7 +386,10 @@ async function loadTasks() {
     return;
   }
   showBanner('tasks-error', '');
-  if (state.view !== 'tasks') return;
+  // Filters changed while the request was out: the load they scheduled
+  // renders; this answer would show the old list for a moment, and take
+  // the keyboard focus away with the row it left on.
+  if (state.view !== 'tasks' || tasksQuery() !== want) return;
   state.total = data.total_count || 0;
   if (f.page > 0 && f.page * f.size >= state.total) { // the page emptied: go back
     f.page = Math.max(0, Math.ceil(state.total / f.size) - 1);
