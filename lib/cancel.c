@@ -14,7 +14,8 @@
 
 static const char cancel_sql[] =
     "WITH t AS (SELECT status, queue, namespace FROM aipalq_tasks WHERE id = $1),"
-    " w AS (UPDATE aipalq_tasks SET status = 'cancelled', completed_at = now(), updated_at = now()"
+    " w AS (UPDATE aipalq_tasks SET prev_status = status, status = 'cancelled',"
+    "       completed_at = now(), updated_at = now()"
     "       WHERE id = $1 AND status = ANY($2::text[]) RETURNING id),"
     " r AS (UPDATE aipalq_tasks SET cancel_requested = true, updated_at = now()"
     "       WHERE id = $1 AND status = 'running' RETURNING id),"
@@ -26,8 +27,8 @@ static const char cancel_sql[] =
 /* A running task that Redis no longer leases cannot be stopped by a worker:
  * end it here. */
 static const char cancel_unleased_sql[] =
-    "WITH u AS (UPDATE aipalq_tasks SET status = 'cancelled', completed_at = now(),"
-    " updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)"
+    "WITH u AS (UPDATE aipalq_tasks SET prev_status = status, status = 'cancelled',"
+    " completed_at = now(), updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)"
     " INSERT INTO aipalq_events (task_id, from_status, to_status, message)"
     " SELECT id, 'running', 'cancelled', 'cancelled; no worker held it' FROM u";
 

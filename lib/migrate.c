@@ -12,6 +12,7 @@ extern const unsigned char aipalq__migration_003[];
 extern const unsigned char aipalq__migration_004[];
 extern const unsigned char aipalq__migration_005[];
 extern const unsigned char aipalq__migration_006[];
+extern const unsigned char aipalq__migration_007[];
 
 static const struct {
     int version;
@@ -24,6 +25,7 @@ static const struct {
     {4, aipalq__migration_004},
     {5, aipalq__migration_005},
     {6, aipalq__migration_006},
+    {7, aipalq__migration_007},
     /* clang-format on */
 };
 

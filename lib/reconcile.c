@@ -36,7 +36,8 @@ static const char *const active_states[] = {"pending", "scheduled", "running", "
  * (a worker that touched the row meanwhile wins). A running task that Redis
  * lost has used its attempt; with none left it fails here. */
 static const char redispatch_sql[] =
-    "WITH u AS (UPDATE aipalq_tasks SET epoch = epoch + 1, updated_at = now(), worker_id = NULL,"
+    "WITH u AS (UPDATE aipalq_tasks SET prev_status = status, epoch = epoch + 1,"
+    "   updated_at = now(), worker_id = NULL,"
     "   status = CASE WHEN status <> 'running' THEN status"
     "                 WHEN attempts > max_retries THEN 'failed' ELSE 'pending' END,"
     "   error_message = CASE WHEN status = 'running' AND attempts > max_retries"
@@ -54,7 +55,8 @@ static const char redispatch_sql[] =
 
 /* Records an outcome that Redis holds (its done entry) on an unfinished row. */
 static const char record_outcome_sql[] =
-    "WITH u AS (UPDATE aipalq_tasks SET status = $2, error_message = coalesce($3, error_message),"
+    "WITH u AS (UPDATE aipalq_tasks SET prev_status = status, status = $2,"
+    "   error_message = coalesce($3, error_message),"
     "   completed_at = now(), updated_at = now()"
     " WHERE id = $1::uuid AND status IN " AIPALQ__ACTIVE_STATES_SQL " RETURNING id)"
     " INSERT INTO aipalq_events (task_id, to_status, message)"
@@ -63,7 +65,8 @@ static const char record_outcome_sql[] =
 /* Running in PostgreSQL, waiting again in Redis (its lease was reclaimed and
  * the reclaimer died before recording it). */
 static const char record_requeue_sql[] =
-    "UPDATE aipalq_tasks SET status = 'pending', worker_id = NULL, updated_at = now()"
+    "UPDATE aipalq_tasks SET prev_status = status, status = 'pending', worker_id = NULL,"
+    " updated_at = now()"
     " WHERE id = $1::uuid AND status = 'running'"
     " AND updated_at < now() - make_interval(secs => $2::double precision / 1000)";
 

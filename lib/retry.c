@@ -8,7 +8,8 @@
 /* The epoch moves on, so every token of the earlier deliveries is stale. */
 static const char retry_sql[] =
     "WITH t AS (SELECT status FROM aipalq_tasks WHERE id = $1),"
-    " u AS (UPDATE aipalq_tasks SET status = 'pending', attempts = 0, epoch = epoch + 1,"
+    " u AS (UPDATE aipalq_tasks SET prev_status = status, status = 'pending', attempts = 0,"
+    "       epoch = epoch + 1,"
     "       result = NULL, error_message = NULL, error_detail = NULL, progress = 0,"
     "       progress_message = NULL, cancel_requested = false, started_at = NULL,"
     "       completed_at = NULL, worker_id = NULL, run_at = NULL, updated_at = now()"

@@ -70,6 +70,10 @@ START_TEST(test_cancel_pending)
                                " AND from_status = 'pending' AND to_status = 'cancelled'",
                                id),
                      1);
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks WHERE id = '%s'"
+                               " AND prev_status = 'pending'",
+                               id),
+                     1);
     ck_assert_int_eq(state_of(c, other), AIPALQ_STATE_PENDING);
     /* Again: illegal, and nothing changes. */
     st = AIPALQ_STATE_PENDING;
@@ -210,6 +214,10 @@ START_TEST(test_retry_cancelled)
     free(payload);
     ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_events WHERE task_id = '%s'"
                                " AND from_status = 'cancelled' AND to_status = 'pending'",
+                               id),
+                     1);
+    ck_assert_int_eq(tu_pg_int("SELECT count(*) FROM aipalq_tasks WHERE id = '%s'"
+                               " AND prev_status = 'cancelled'",
                                id),
                      1);
     /* Retry of a pending task: illegal, nothing changes. */

@@ -262,6 +262,10 @@ START_TEST(test_upgrade_from_v2)
          "aipalq_events WHERE from_status = 'running' AND to_status = 'completed'"
          " AND started_at IS NULL AND task_id",
          1},
+        /* The status before the last transition, added by version 7 (rows
+         * written before it have none until their next transition). */
+        {b, "aipalq_tasks WHERE prev_status = 'pending' AND id", 1},
+        {a, "aipalq_tasks WHERE prev_status = 'running' AND id", 1},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         char sql[512];

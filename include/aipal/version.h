@@ -18,6 +18,6 @@
     ((AIPALQ_VERSION_MAJOR << 16) | (AIPALQ_VERSION_MINOR << 8) | AIPALQ_VERSION_PATCH)
 
 /* The PostgreSQL schema version this library migrates to and expects. */
-#define AIPALQ_SCHEMA_VERSION 6
+#define AIPALQ_SCHEMA_VERSION 7
 
 #endif

@@ -29,6 +29,11 @@ sys.path.insert(0, str(REPO / "bindings" / "python"))
 
 import aipalq  # noqa: E402
 
+# The schema version the library under test migrates to, as its header says.
+SCHEMA_VERSION = int(
+    re.search(r"#define AIPALQ_SCHEMA_VERSION (\d+)",
+              (REPO / "include" / "aipal" / "version.h").read_text()).group(1))
+
 _counter = itertools.count(1)
 _lock = threading.Lock()
 _scratch_url: Optional[str] = None

@@ -23,7 +23,7 @@ class ClientBasics(support.ServiceTest):
         h = self.client.ping()
         self.assertTrue(h)
         self.assertTrue(h.redis and h.database)
-        self.assertEqual(self.client.schema_version(), 6)
+        self.assertEqual(self.client.schema_version(), support.SCHEMA_VERSION)
         self.client.migrate()  # idempotent
 
     def test_enqueue_and_get(self):

@@ -203,7 +203,7 @@ class ErrorsFromTheLibrary(support.ServiceTest):
         self.addCleanup(support.drop_db, url)
         with aipalq.Client(None, url, namespace=self.ns) as c:
             c.migrate()
-            self.assertEqual(c.schema_version(), 6)
+            self.assertEqual(c.schema_version(), support.SCHEMA_VERSION)
             support.sql(url, "INSERT INTO aipalq_schema (version) VALUES (99)")
             self.assertRaisesCode(aipalq.SchemaError, c.migrate, contains="99")
 
